@@ -1,0 +1,128 @@
+# rankql build.
+#
+#   make            install missing Debian packages, build everything
+#   make test       build and run every test suite (unit, sanitizer, fuzz smoke, integration)
+#   make bench      run the benchmarks in bench/
+#   make fuzz       run the parser fuzzer (FUZZ_SECONDS=300 by default)
+#   make demo       build, start rankqld on its embedded PostgreSQL, run the demo
+#   make CUDA=1     also build the CUDA path (auto when nvcc is found)
+#
+# The public targets first install what is missing (scripts/install-deps.sh) and then
+# run a sub-make, so pkg-config sees the freshly installed libraries.
+
+BUILD    ?= build
+CC       ?= cc
+OPT      ?= -O2
+SAN      ?=
+LEMON    ?= lemon
+LEMPAR   ?= /usr/share/lemon/lempar.c
+RE2C     ?= re2c
+PKGS      = jansson libpq
+
+ifeq ($(origin CC),default)
+CC = gcc
+endif
+
+ifeq ($(SAN),1)
+CC       = clang
+OPT      = -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+LDSAN    = -fsanitize=address,undefined
+endif
+
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE
+CFLAGS   += -std=c11 $(WARN) $(OPT) -g $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm
+LDFLAGS  += $(LDSAN)
+
+# Component sources (each directory has one job; see DESIGN.md).
+COMMON_SRC  = $(wildcard common/*.c)
+GRAMMAR_SRC = grammar/ast.c grammar/ast_json.c grammar/parse.c grammar/keywords.c
+DB_SRC      = $(wildcard db/*.c)
+LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC)
+GEN_OBJ     = $(BUILD)/obj/gen/lexer.o $(BUILD)/obj/gen/parser.o
+LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
+LIB         = $(BUILD)/librankql.a
+
+PROGRAMS    = $(BUILD)/bin/rankqld $(BUILD)/bin/rankql
+UNIT_TESTS  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+BENCHES     = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+
+.PHONY: all deps build-all test test-run bench bench-run fuzz fuzz-run demo demo-run clean san
+.DEFAULT_GOAL := all
+
+all: deps
+	@$(MAKE) --no-print-directory build-all
+
+deps:
+	@scripts/install-deps.sh
+
+build-all: $(PROGRAMS) $(UNIT_TESTS) $(BENCHES)
+
+test: deps
+	@$(MAKE) --no-print-directory build-all
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 build-all
+	@tests/run-tests.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory build-all
+	@bench/run-bench.sh
+
+fuzz: deps
+	@tests/fuzz/run-fuzz.sh $${FUZZ_SECONDS:-300}
+
+demo: deps
+	@$(MAKE) --no-print-directory build-all
+	@scripts/demo.sh
+
+clean:
+	rm -rf build build-san build-fuzz
+
+# ---- generated lexer and parser -------------------------------------------------------
+$(BUILD)/gen/parser.c $(BUILD)/gen/parser.h &: grammar/parser.y
+	@mkdir -p $(BUILD)/gen
+	@$(LEMON) -q -s -T$(LEMPAR) -d$(BUILD)/gen $< > $(BUILD)/gen/lemon.log 2>&1
+	@if ! grep -Eq 'conflicts\.+ +0$$' $(BUILD)/gen/lemon.log; then cat $(BUILD)/gen/lemon.log; \
+	  echo "parser.y: lemon reported conflicts" >&2; rm -f $(BUILD)/gen/parser.c; exit 1; fi
+
+$(BUILD)/gen/lexer.c: grammar/lexer.re
+	@mkdir -p $(BUILD)/gen
+	$(RE2C) -W -Werror --no-generation-date --no-version -o $@ $<
+
+$(BUILD)/obj/gen/lexer.o: $(BUILD)/gen/lexer.c $(BUILD)/gen/parser.h grammar/lexer.h grammar/ast.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Igrammar $(CFLAGS) -c $< -o $@
+
+# lemon's template trips a few warnings that are not ours to fix.
+$(BUILD)/obj/gen/parser.o: $(BUILD)/gen/parser.c grammar/ast.h grammar/parse_internal.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Igrammar $(CFLAGS) -Wno-unused-parameter -Wno-unused-variable \
+	  -Wno-missing-prototypes -Wno-strict-prototypes -Wno-unused-but-set-variable \
+	  -Wno-unknown-warning-option -c $< -o $@
+
+# ---- ordinary objects -----------------------------------------------------------------
+HEADERS = $(wildcard */*.h) $(BUILD)/gen/parser.h
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/bin/rankqld: $(BUILD)/obj/server/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/bin/rankql: $(BUILD)/obj/shell/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs cmocka) -o $@
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@

@@ -1,0 +1,42 @@
+/* Small helpers shared by every component: checked allocation, a growable string
+ * buffer, and an arena for trees that are freed all at once (the parser's AST). */
+#ifndef RANKQL_COMMON_UTIL_H
+#define RANKQL_COMMON_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Allocation failure is not recoverable anywhere in rankql: these abort with a message. */
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Growable NUL-terminated string. Zero-initialise ({0}) before use. */
+typedef struct strbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+} strbuf;
+
+void strbuf_reserve(strbuf *sb, size_t extra);
+void strbuf_append(strbuf *sb, const char *s, size_t n);
+void strbuf_puts(strbuf *sb, const char *s);
+void strbuf_putc(strbuf *sb, char c);
+void strbuf_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_vprintf(strbuf *sb, const char *fmt, va_list ap);
+char *strbuf_detach(strbuf *sb); /* caller frees; sb is reset */
+void strbuf_free(strbuf *sb);
+
+/* Bump allocator: many small allocations, one free. */
+typedef struct arena arena;
+arena *arena_new(void);
+void *arena_alloc(arena *a, size_t n); /* zeroed, aligned for any type */
+char *arena_strndup(arena *a, const char *s, size_t n);
+char *arena_strdup(arena *a, const char *s);
+void arena_free(arena *a);
+
+#endif
