@@ -39,9 +39,11 @@ LDFLAGS  += $(LDSAN)
 COMMON_SRC  = $(wildcard common/*.c)
 GRAMMAR_SRC = grammar/ast.c grammar/ast_json.c grammar/parse.c grammar/keywords.c
 DB_SRC      = $(wildcard db/*.c)
-LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC)
+PLANNER_SRC = $(wildcard planner/*.c)
+EXECUTOR_SRC = $(wildcard executor/*.c)
+LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC) $(PLANNER_SRC) $(EXECUTOR_SRC)
 GEN_OBJ     = $(BUILD)/obj/gen/lexer.o $(BUILD)/obj/gen/parser.o
-LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ)
+LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ) $(BUILD)/obj/gen/migrations.o
 LIB         = $(BUILD)/librankql.a
 
 PROGRAMS    = $(BUILD)/bin/rankqld $(BUILD)/bin/rankql
@@ -100,6 +102,36 @@ $(BUILD)/obj/gen/parser.o: $(BUILD)/gen/parser.c grammar/ast.h grammar/parse_int
 	  -Wno-missing-prototypes -Wno-strict-prototypes -Wno-unused-but-set-variable \
 	  -Wno-unknown-warning-option -c $< -o $@
 
+# ---- db migrations --------------------------------------------------------------------
+# sql/NNN_*.sql are compiled into the binary as strings (db/migrate.h), so rankqld applies
+# the schema it was built with without reading the source tree. sql/ itself is a
+# prerequisite: adding or removing a migration changes its mtime and regenerates.
+MIGRATIONS = $(sort $(wildcard sql/*.sql))
+
+$(BUILD)/gen/migrations.c: $(MIGRATIONS) sql scripts/embed-sql.sh
+	@mkdir -p $(dir $@)
+	@scripts/embed-sql.sh $(MIGRATIONS) > $@.tmp || { rm -f $@.tmp; exit 1; }
+	@mv $@.tmp $@
+
+$(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c db/migrate.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+# ---- shell ----------------------------------------------------------------------------
+# The rankql client (shell/*.c) also needs libedit (the prompt) and libcurl (HTTP); only
+# its objects and its link get their flags. tests/unit/test_shell_format.c links the
+# shell's formatter and statement splitter (no libedit or libcurl in them).
+SHELL_PKGS      = libedit libcurl
+SHELL_OBJ       = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard shell/*.c))
+SHELL_LIBS      = $(shell pkg-config --libs $(SHELL_PKGS))
+SHELL_TEST_OBJ  = $(BUILD)/obj/shell/format.o $(BUILD)/obj/shell/script.o
+
+$(SHELL_OBJ): CFLAGS += $(shell pkg-config --cflags $(SHELL_PKGS))
+
+$(BUILD)/tests/test_shell_format: $(BUILD)/obj/tests/unit/test_shell_format.o $(SHELL_TEST_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs cmocka) -o $@
+
 # ---- ordinary objects -----------------------------------------------------------------
 HEADERS = $(wildcard */*.h) $(BUILD)/gen/parser.h
 
@@ -115,9 +147,9 @@ $(BUILD)/bin/rankqld: $(BUILD)/obj/server/main.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/bin/rankql: $(BUILD)/obj/shell/main.o $(LIB)
+$(BUILD)/bin/rankql: $(SHELL_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(SHELL_LIBS) -o $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
@@ -126,3 +158,38 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- integration test programs ---------------------------------------------------------
+# tests/integration/itest_*.c → $(BUILD)/tests/itest_*, linked like the unit tests but
+# without cmocka; the tests/integration/test_*.sh drivers run them against a real
+# PostgreSQL. A static pattern rule, so the unit-test pattern above never claims them.
+ITESTS = $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/itest_*.c))
+
+build-all: $(ITESTS)
+
+$(ITESTS): $(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/itest_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- fuzzing --------------------------------------------------------------------------
+# libFuzzer targets tests/fuzz/fuzz_*.c, built with clang under ASan/UBSan into build-fuzz/
+# by a sub-make that reuses the rules above (BUILD=build-fuzz, CC=clang, sanitizer OPT), so
+# the generated lexer and parser are made the same way. Only common/ and grammar/ are
+# linked. tests/fuzz/run-fuzz.sh calls `make fuzz-build` and runs the targets.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_OPT      = -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+                -fno-sanitize-recover=all
+FUZZ_LIB_OBJ  = $(patsubst %.c,$(BUILD)/obj/%.o,$(COMMON_SRC) $(GRAMMAR_SRC)) $(GEN_OBJ)
+FUZZ_TARGETS  = $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: fuzz-build
+fuzz-build:
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT="$(FUZZ_OPT)" $(FUZZ_TARGETS)
+
+$(BUILD)/libfuzz.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libfuzz.a $(HEADERS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libfuzz.a \
+	  $(shell pkg-config --libs jansson) -lm -o $@

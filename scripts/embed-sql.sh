@@ -27,7 +27,7 @@ echo 'const db_migration db_migrations[] = {'
 
 prev=0
 for f in "${files[@]}"; do
-  [ -f "$f" ] && [ -r "$f" ] || die "$f: not a readable file"
+  if [ ! -f "$f" ] || [ ! -r "$f" ]; then die "$f: not a readable file"; fi
   base=$(basename "$f")
   [[ $base =~ ^([0-9]+)_([A-Za-z0-9_]+)\.sql$ ]] ||
     die "$f: name must look like NNN_name.sql (digits, '_', letters/digits/underscores)"
