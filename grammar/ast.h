@@ -60,6 +60,7 @@ typedef enum ast_kind {
 typedef struct ast_node {
     ast_kind kind;
     ast_pos pos;
+    int depth;         /* expressions: height of the subtree, 0 for a leaf (the parser caps it) */
 } ast_node;
 
 /* A growable list of nodes (arena-allocated). */
@@ -262,10 +263,13 @@ typedef struct ast_set_op {
     ast_node h;
     ast_set_kind op;
     ast_node *left, *right;       /* ast_select or ast_set_op */
-    /* ORDER BY / LIMIT written after the last member apply to the whole result. */
+    /* ORDER BY / LIMIT written after the last member apply to the whole result: those of
+     * a last plain catalog query, or those after a parenthesised last member. A task-aware
+     * member (TRAINED ON, CLASSIFIED BY, RANK … BY, …) keeps its own ORDER BY and LIMIT. */
     ast_list *order_by;
     bool has_limit;
     int64_t limit;
+    ast_pos limit_pos;
 } ast_set_op;
 
 typedef struct ast_explain {

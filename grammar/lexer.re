@@ -106,8 +106,18 @@ static int lex_string(rq_lexer *lx, rq_token *tok, const char *start)
         size_t n = utf8_sequence((const unsigned char *)p, (const unsigned char *)end);
         if (n == 0) {
             strbuf_free(&sb);
-            return lex_error(lx, tok, p, 1, "invalid UTF-8 byte 0x%02X in string literal",
-                             (unsigned char)*p);
+            lex_error(lx, tok, p, 1, "invalid UTF-8 byte 0x%02X in string literal",
+                      (unsigned char)*p);
+            /* Resume after the literal: the newlines before p are already counted, and
+             * lexing its rest as code would count them again and misread its quotes. */
+            for (p++; p < end && *p != quote; p++) {
+                if (*p == '\\' && p + 1 < end && p[1] != '\n')
+                    p++;
+                else if (*p == '\n')
+                    newline(lx, p + 1);
+            }
+            lx->cur = p < end ? p + 1 : end;
+            return -1;
         }
         if (*p == '\n')
             newline(lx, p + 1);
@@ -142,6 +152,7 @@ static int lex_string(rq_lexer *lx, rq_token *tok, const char *start)
 static int skip_block_comment(rq_lexer *lx, rq_token *tok, const char *start)
 {
     const char *end = lx->src + lx->len;
+    ast_pos at = pos_at(lx, start); /* before the newlines inside are counted */
     for (const char *p = start + 2; p + 1 < end; p++) {
         if (*p == '\n')
             newline(lx, p + 1);
@@ -151,14 +162,16 @@ static int skip_block_comment(rq_lexer *lx, rq_token *tok, const char *start)
         }
     }
     lx->cur = end;
-    return lex_error(lx, tok, start, 2, "unterminated /* comment");
+    lex_error(lx, tok, start, 2, "unterminated /* comment");
+    lx->error_pos = tok->pos = at;
+    return -1;
 }
 
 /* Number value: digits, fraction, exponent and a K/M/B suffix (10M = 10,000,000).
  * Whole values that fit in 64 bits are integers; the rest are doubles. */
 static int number_value(rq_lexer *lx, rq_token *tok, const char *start, const char *end)
 {
-    char buf[128];
+    char buf[160]; /* up to 127 bytes of number, then room for a rewritten exponent */
     size_t n = (size_t)(end - start);
     double scale = 1;
     char last = end[-1];
@@ -167,7 +180,7 @@ static int number_value(rq_lexer *lx, rq_token *tok, const char *start, const ch
     else if (last == 'b' || last == 'B') scale = 1e9;
     if (scale != 1)
         n--;
-    if (n >= sizeof(buf))
+    if (n >= 128)
         return lex_error(lx, tok, start, (size_t)(end - start), "number too long: %.40s…", start);
     memcpy(buf, start, n);
     buf[n] = '\0';
@@ -191,8 +204,20 @@ static int number_value(rq_lexer *lx, rq_token *tok, const char *start, const ch
         }
         return lex_error(lx, tok, start, tok->len, "number out of range: %.*s", (int)tok->len, start);
     }
+    if (scale != 1) {
+        /* fold the suffix into the exponent so strtod rounds once: 16.1K is 16.1e3, exactly
+         * 16100, where 16.1 * 1e3 would give 16100.000000000002 */
+        char *e = strpbrk(buf, "eE");
+        long exp = e ? strtol(e + 1, NULL, 10) : 0;
+        if (exp > 100000 || exp < -100000)
+            exp = exp > 0 ? 100000 : -100000; /* still out of range, without overflow */
+        if (!e)
+            e = buf + n;
+        snprintf(e, sizeof(buf) - (size_t)(e - buf), "e%ld",
+                 exp + (scale == 1e3 ? 3 : scale == 1e6 ? 6 : 9));
+    }
     errno = 0;
-    double d = strtod(buf, NULL) * scale;
+    double d = strtod(buf, NULL);
     if (errno == ERANGE || !isfinite(d))
         return lex_error(lx, tok, start, tok->len, "number out of range: %.*s", (int)tok->len, start);
     tok->fval = d;
@@ -204,12 +229,13 @@ static int number_value(rq_lexer *lx, rq_token *tok, const char *start, const ch
 }
 
 /* After USE, an unquoted target such as 127.0.0.1:8001 or localhost:8001 is one token. */
+#define HOSTPORT_CHARS "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-[]@%"
+
 static int lex_hostport(rq_lexer *lx, rq_token *tok)
 {
     const char *start = lx->cur;
     const char *p = start;
-    while (*p && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:/-[]@%", *p)
-           && p < lx->src + lx->len)
+    while (*p && strchr(HOSTPORT_CHARS, *p) && p < lx->src + lx->len)
         p++;
     lx->cur = p;
     tok->type = TK_HOSTPORT;
@@ -238,7 +264,10 @@ static int lex_token(rq_lexer *lx, rq_token *tok)
     const char *lim = lx->src + lx->len;
     for (;;) {
         const char *start = lx->cur;
-        if (lx->prev_type == TK_USE && start < lim && strchr("'\"` \t\r\n;#-/", *start) == NULL)
+        /* not at '-' or '/', which may start a comment; other characters lex as usual,
+         * so no empty target token is made */
+        if (lx->prev_type == TK_USE && start < lim && *start != '\0' && *start != '-'
+            && *start != '/' && strchr(HOSTPORT_CHARS, *start) != NULL)
             return lex_hostport(lx, tok);
         /*!re2c
         re2c:define:YYCTYPE = "unsigned char";
@@ -270,7 +299,8 @@ static int lex_token(rq_lexer *lx, rq_token *tok)
         number {
             /* "12abc" or "1.5.6" is one malformed number, not a number and a name */
             const char *end = lx->cur;
-            while (end < lim && (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.", *end) != NULL))
+            while (end < lim && *end != '\0' /* strchr finds the terminator */
+                   && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.", *end) != NULL)
                 end++;
             if (end != lx->cur) {
                 lx->cur = end;

@@ -6,7 +6,8 @@
  *   rq_script_free(s);
  *
  * Statements end with ';'. A statement with an error does not stop the others: parsing
- * resumes after the next ';'.
+ * resumes after the next ';', or, when the ';' is missing ("missing ';' before SELECT"),
+ * at the keyword that starts the next statement.
  */
 #ifndef RANKQL_GRAMMAR_PARSE_H
 #define RANKQL_GRAMMAR_PARSE_H

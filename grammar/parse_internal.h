@@ -32,6 +32,9 @@ void rq_parserFree(void *parser, void (*dealloc)(void *));
 void rq_parser(void *parser, int token, rq_token *value, parse_state *ps);
 /* 1 when the parser, in its current state, can consume token (after any reductions). */
 int rq_parser_accepts(void *parser, int token);
+/* The same, without the fallback that turns a non-reserved keyword into an identifier:
+ * 1 when token is acceptable as that keyword itself. */
+int rq_parser_accepts_keyword(void *parser, int token);
 /* Fills out[] with the tokens acceptable now (keywords that are accepted only as
  * identifiers are left out); returns how many. */
 int rq_parser_expected(void *parser, int *out, int max);

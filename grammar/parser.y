@@ -27,6 +27,8 @@
  * syntax error never reaches lemon's own handler. */
 #define A_(type, kind, pos) AST_NEW(ps->arena, type, kind, pos)
 
+static const char *xasprintf_tmp(arena *a, const char *fmt, const char *arg);
+
 static ast_name name_of(const rq_token *t)
 {
     ast_name n = {t->str, t->pos, t->type == TK_STRING};
@@ -46,6 +48,32 @@ static ast_literal *number_literal(parse_state *ps, const rq_token *t, bool nega
         lit->fval = negate ? -t->fval : t->fval;
     }
     return lit;
+}
+
+/* "-" NUMBER written as a value: the literal starts at the sign and keeps it in its text,
+ * as a folded "-5" in an expression does. */
+static ast_literal *negative_literal(parse_state *ps, const rq_token *minus, const rq_token *t)
+{
+    ast_literal *lit = number_literal(ps, t, true);
+    lit->h.pos = minus->pos;
+    lit->text = xasprintf_tmp(ps->arena, "-%s", t->str);
+    return lit;
+}
+
+/* "-" NUMBER where only a non-negative integer is allowed (LIMIT, CHUNK, slices, indices):
+ * one token spanning both, so the error names and underlines what was written. */
+static rq_token *negative_token(parse_state *ps, const rq_token *minus, const rq_token *t)
+{
+    rq_token *n = arena_alloc(ps->arena, sizeof(*n));
+    *n = *t;
+    n->start = minus->start;
+    n->len = (size_t)(t->start + t->len - minus->start);
+    n->pos = minus->pos;
+    n->ival = -t->ival;
+    n->fval = -t->fval;
+    n->str = xasprintf_tmp(ps->arena, "-%s", t->str);
+    n->slen = strlen(n->str);
+    return n;
 }
 
 static ast_literal *string_literal(parse_state *ps, const rq_token *t)
@@ -77,12 +105,47 @@ static const char *xasprintf_tmp(arena *a, const char *fmt, const char *arg)
     return copy;
 }
 
+/* Expression trees are walked recursively (JSON printer, planner), so their height is
+ * capped. Parentheses and prefix operators are already bounded by the parser stack, but
+ * left-associative chains (a OR b OR …, a + b + …, a IS NULL IS NULL …) are not. */
+#define RQ_MAX_EXPR_DEPTH 1000
+
+static int depth_of(const ast_node *n)
+{
+    return n ? n->depth : 0;
+}
+
+/* Sets n's height from its children's (given as the deepest child) and reports an error
+ * at pos when the cap is passed. */
+static void set_depth(parse_state *ps, ast_node *n, int child_depth, ast_pos pos)
+{
+    n->depth = child_depth + 1;
+    if (n->depth > RQ_MAX_EXPR_DEPTH)
+        parse_action_error(ps, pos, 1, "expression is nested too deeply (more than %d levels); "
+                           "write long lists of alternatives as IN (…)", RQ_MAX_EXPR_DEPTH);
+}
+
+static int max_depth(const ast_node *a, const ast_node *b)
+{
+    return depth_of(a) > depth_of(b) ? depth_of(a) : depth_of(b);
+}
+
+static int list_depth(const ast_list *l)
+{
+    int d = 0;
+    for (size_t i = 0; l && i < l->n; i++)
+        if (depth_of(l->items[i]) > d)
+            d = depth_of(l->items[i]);
+    return d;
+}
+
 static ast_node *binary(parse_state *ps, ast_op op, ast_node *l, ast_node *r)
 {
     ast_binary *b = A_(ast_binary, AST_BINARY, l->pos);
     b->op = op;
     b->left = l;
     b->right = r;
+    set_depth(ps, &b->h, max_depth(l, r), r->pos);
     return &b->h;
 }
 
@@ -91,16 +154,53 @@ static ast_node *unary(parse_state *ps, ast_op op, ast_pos pos, ast_node *operan
     ast_unary *u = A_(ast_unary, AST_UNARY, pos);
     u->op = op;
     u->operand = operand;
+    set_depth(ps, &u->h, depth_of(operand), pos);
     return &u->h;
 }
 
-/* In a compound query, ORDER BY and LIMIT written after the last member apply to the
- * whole result (as in SQL); on an earlier, unparenthesised member they are an error. */
-static void check_not_ordered(parse_state *ps, ast_node *member)
+/* A plain catalog query ends with its ORDER BY and LIMIT. A task-aware query (TRAINED ON,
+ * TESTED ON, CLASSIFIED BY, RANK … BY, OTHER THAN, CHUNK, BUDGET, WAIT) does not: its
+ * ORDER BY names the metric and its LIMIT keeps the top k per classifier, so both belong
+ * to that query wherever it stands in a set operation. */
+static bool is_plain_select(const ast_node *n)
 {
-    if (member->kind != AST_SELECT)
+    if (n->kind != AST_SELECT)
+        return false;
+    const ast_select *s = (const ast_select *)n;
+    return !s->is_rank && !s->trained_on && s->tested_kind == TESTED_NONE && !s->classifiers
+           && !s->other_than.text && !s->chunk.present && !s->budget.present && !s->wait;
+}
+
+/* A query and whether it was written in parentheses (which the tree does not keep). */
+typedef struct query_ref {
+    ast_node *node;
+    bool parenthesised;
+    ast_pos pos;          /* of its first token, '(' included */
+} query_ref;
+
+/* In a compound query, ORDER BY and LIMIT written after the last plain member apply to the
+ * whole result (as in SQL); on an earlier member they are an error unless it is in
+ * parentheses (or task-aware, see is_plain_select). */
+static void check_not_ordered(parse_state *ps, query_ref member)
+{
+    if (member.parenthesised)
         return;
-    ast_select *s = (ast_select *)member;
+    if (member.node->kind == AST_SET_OP) {
+        /* "a UNION b ORDER BY x UNION c": the ORDER BY is not at the end */
+        ast_set_op *op = (ast_set_op *)member.node;
+        if (op->order_by)
+            parse_action_error(ps, op->order_by->items[0]->pos, 0,
+                               "ORDER BY must come after the last query of a set operation "
+                               "(put the queries it orders in parentheses)");
+        else if (op->has_limit)
+            parse_action_error(ps, op->limit_pos, 0,
+                               "LIMIT must come after the last query of a set operation "
+                               "(put the queries it limits in parentheses)");
+        return;
+    }
+    if (!is_plain_select(member.node))
+        return;
+    ast_select *s = (ast_select *)member.node;
     if (s->order_by)
         parse_action_error(ps, s->order_by->items[0]->pos, 0,
                            "ORDER BY must come after the last query of a set operation "
@@ -111,21 +211,32 @@ static void check_not_ordered(parse_state *ps, ast_node *member)
                            "(put this query in parentheses to limit it on its own)");
 }
 
-static ast_node *set_operation(parse_state *ps, ast_set_kind op, ast_node *l, ast_node *r, bool hoist)
+static ast_node *set_operation(parse_state *ps, ast_set_kind op, query_ref l, ast_node *r, bool hoist)
 {
-    ast_set_op *s = A_(ast_set_op, AST_SET_OP, l->pos);
+    ast_set_op *s = A_(ast_set_op, AST_SET_OP, l.pos);
     s->op = op;
-    s->left = l;
+    s->left = l.node;
     s->right = r;
-    if (hoist && r->kind == AST_SELECT) {
+    /* a UNION chain is left-deep like a + b + …: cap it the same way */
+    s->h.depth = max_depth(l.node, r) + 1;
+    if (s->h.depth > RQ_MAX_EXPR_DEPTH)
+        parse_action_error(ps, r->pos, 1, "too many set operations in one query (more than %d)",
+                           RQ_MAX_EXPR_DEPTH);
+    if (hoist && is_plain_select(r)) {
         ast_select *last = (ast_select *)r;
         s->order_by = last->order_by;
         s->has_limit = last->has_limit;
         s->limit = last->limit;
+        s->limit_pos = last->limit_pos;
         last->order_by = NULL;
         last->has_limit = false;
     }
     return &s->h;
+}
+
+static ast_amount amount_of(parse_state *ps, const rq_token *t, const char *what)
+{
+    return (ast_amount){.present = true, .value = whole_number(ps, t, what), .pos = t->pos};
 }
 
 static ast_int_list int_list_one(parse_state *ps, const rq_token *t)
@@ -198,7 +309,7 @@ typedef struct tail_set {
 input ::= statement(S) SEMI. { ps->result = S; }
 
 %type statement { ast_node * }
-statement(A) ::= query(Q).      { A = Q; }
+statement(A) ::= query(Q).      { A = Q.node; }
 statement(A) ::= explain(X).    { A = X; }
 statement(A) ::= declare(X).    { A = X; }
 statement(A) ::= register(X).   { A = X; }
@@ -211,11 +322,27 @@ statement(A) ::= cancel(X).     { A = X; }
 
 /* ---- queries and set operations ---------------------------------------------------- */
 
-%type query { ast_node * }
-query(A) ::= select(S).                          { A = S; }
-query(A) ::= LP query(Q) RP.                     { A = Q; }
-query(A) ::= query(L) set_op(O) select(R).       { check_not_ordered(ps, L); A = set_operation(ps, O, L, R, true); }
-query(A) ::= query(L) set_op(O) LP query(R) RP.  { check_not_ordered(ps, L); A = set_operation(ps, O, L, R, false); }
+%type query { query_ref }
+query(A) ::= select(S).        { A.node = S; A.parenthesised = false; A.pos = S->pos; }
+query(A) ::= LP(P) query(Q) RP. { A.node = Q.node; A.parenthesised = true; A.pos = P->pos; }
+query(A) ::= query(L) set_op(O) select(R). {
+    check_not_ordered(ps, L);
+    A.node = set_operation(ps, O, L, R, true);
+    A.parenthesised = false;
+    A.pos = L.pos;
+}
+/* ORDER BY and LIMIT after a parenthesised last member order and limit the whole result. */
+query(A) ::= query(L) set_op(O) LP query(R) RP order_by(OB) limit(LI). {
+    check_not_ordered(ps, L);
+    ast_set_op *s = (ast_set_op *)set_operation(ps, O, L, R.node, false);
+    s->order_by = OB;
+    s->has_limit = LI.has_limit;
+    s->limit = LI.limit;
+    s->limit_pos = LI.limit_pos;
+    A.node = &s->h;
+    A.parenthesised = false;
+    A.pos = L.pos;
+}
 
 %type set_op { ast_set_kind }
 set_op(A) ::= UNION.     { A = SET_UNION; }
@@ -332,7 +459,7 @@ classified(A) ::= CLASSIFIED BY LBRACKET call_list(L) RBRACKET. { A = L; }
 
 %type limit { tail_set }
 limit(A) ::= .                  { A.has_limit = false; A.limit = 0; A.limit_pos = (ast_pos){0, 0, 0}; }
-limit(A) ::= LIMIT NUMBER(N).   { A.has_limit = true; A.limit = whole_number(ps, N, "LIMIT"); A.limit_pos = N->pos; }
+limit(A) ::= LIMIT integer(N).  { A.has_limit = true; A.limit = whole_number(ps, N, "LIMIT"); A.limit_pos = N->pos; }
 
 %type other_than { ast_name }
 other_than(A) ::= .                     { A = (ast_name){NULL, {0, 0, 0}, false}; }
@@ -340,17 +467,19 @@ other_than(A) ::= OTHER THAN name(N).   { A = N; }
 
 %type chunk { ast_amount }
 chunk(A) ::= .                  { A = (ast_amount){0}; }
-chunk(A) ::= CHUNK amount(X).   { A = X; }
+chunk(A) ::= CHUNK integer(N).  { A = amount_of(ps, N, "CHUNK"); }
+chunk(A) ::= CHUNK AUTO(K).     { A = (ast_amount){.present = true, .is_auto = true, .pos = K->pos}; }
 
 %type budget { ast_amount }
 budget(A) ::= .                 { A = (ast_amount){0}; }
-budget(A) ::= BUDGET amount(X). { A = X; }
+budget(A) ::= BUDGET integer(N). { A = amount_of(ps, N, "BUDGET"); }
+budget(A) ::= BUDGET AUTO(K).    { A = (ast_amount){.present = true, .is_auto = true, .pos = K->pos}; }
 
-%type amount { ast_amount }
-amount(A) ::= NUMBER(N). {
-    A = (ast_amount){.present = true, .value = whole_number(ps, N, "CHUNK and BUDGET"), .pos = N->pos};
-}
-amount(A) ::= AUTO(K).   { A = (ast_amount){.present = true, .is_auto = true, .pos = K->pos}; }
+/* A number where a non-negative integer is required; the sign is taken so the error can
+ * say "must be a non-negative integer, not -1" rather than "unexpected '-'". */
+%type integer { rq_token * }
+integer(A) ::= NUMBER(N).           { A = N; }
+integer(A) ::= MINUS(M) NUMBER(N).  { A = negative_token(ps, M, N); }
 
 %type wait { bool }
 wait(A) ::= .      { A = false; }
@@ -448,7 +577,7 @@ slice(A) ::= LBRACKET(B) bound(S) COLON bound(E) RBRACKET. {
 
 %type bound { rq_token * }
 bound(A) ::= .          { A = NULL; }
-bound(A) ::= NUMBER(N). { A = N; }
+bound(A) ::= integer(N). { A = N; }
 
 %type changes { ast_list * }
 changes(A) ::= .                              { A = NULL; }
@@ -466,8 +595,8 @@ change(A) ::= CHANGE(K) LBRACKET index_list(I) RBRACKET TO change_target(T) targ
     c->has_target_indices = J.n > 0;
     c->target_indices = J;
     if (J.n > 0 && J.n != I.n)
-        parse_action_error(ps, J.pos, 0, "CHANGE lists %zu base indices but %zu target indices",
-                           I.n, J.n);
+        parse_action_error(ps, J.pos, 0, "CHANGE lists %zu base ind%s but %zu target ind%s",
+                           I.n, I.n == 1 ? "ex" : "ices", J.n, J.n == 1 ? "ex" : "ices");
     A = &c->h;
 }
 
@@ -490,8 +619,8 @@ target_indices(A) ::= .                                   { A = (ast_int_list){0
 target_indices(A) ::= LBRACKET index_list(I) RBRACKET.    { A = I; }
 
 %type index_list { ast_int_list }
-index_list(A) ::= NUMBER(N).                       { A = int_list_one(ps, N); }
-index_list(A) ::= index_list(L) COMMA NUMBER(N).   {
+index_list(A) ::= integer(N).                       { A = int_list_one(ps, N); }
+index_list(A) ::= index_list(L) COMMA integer(N).   {
     ast_int_list_append(ps->arena, &L, whole_number(ps, N, "an index"));
     A = L;
 }
@@ -544,7 +673,7 @@ param(A) ::= name(K) EQ IDENT(W). {
 
 %type value { ast_node * }
 value(A) ::= NUMBER(N).                   { A = &number_literal(ps, N, false)->h; }
-value(A) ::= MINUS NUMBER(N).             { A = &number_literal(ps, N, true)->h; }
+value(A) ::= MINUS(M) NUMBER(N).          { A = &negative_literal(ps, M, N)->h; }
 value(A) ::= PLUS NUMBER(N).              { A = &number_literal(ps, N, false)->h; }
 value(A) ::= STRING(S).                   { A = &string_literal(ps, S)->h; }
 value(A) ::= TRUE(T). {
@@ -639,6 +768,8 @@ expr(A) ::= expr(V) between_op(N) expr(L) AND expr(H). [BETWEEN] {
     b->value = V;
     b->low = L;
     b->high = H;
+    int d = max_depth(V, L);
+    set_depth(ps, &b->h, d > depth_of(H) ? d : depth_of(H), H->pos);
     A = &b->h;
 }
 %type between_op { bool }
@@ -650,6 +781,7 @@ expr(A) ::= expr(V) in_op(N) LP expr_list(L) RP. [IN] {
     in->negated = N;
     in->value = V;
     in->items = L;
+    set_depth(ps, &in->h, depth_of(V) > list_depth(L) ? depth_of(V) : list_depth(L), V->pos);
     A = &in->h;
 }
 %type in_op { bool }
@@ -661,21 +793,24 @@ expr(A) ::= expr(V) like_op(N) expr(P). [LIKE] {
     l->negated = N;
     l->value = V;
     l->pattern = P;
+    set_depth(ps, &l->h, max_depth(V, P), P->pos);
     A = &l->h;
 }
 %type like_op { bool }
 like_op(A) ::= LIKE.       { A = false; }
 like_op(A) ::= NOT LIKE.   { A = true; }
 
-expr(A) ::= expr(V) IS NULL. {
+expr(A) ::= expr(V) IS(K) NULL. {
     ast_is_null *n = A_(ast_is_null, AST_IS_NULL, V->pos);
     n->value = V;
+    set_depth(ps, &n->h, depth_of(V), K->pos);
     A = &n->h;
 }
-expr(A) ::= expr(V) IS NOT NULL. {
+expr(A) ::= expr(V) IS(K) NOT NULL. {
     ast_is_null *n = A_(ast_is_null, AST_IS_NULL, V->pos);
     n->negated = true;
     n->value = V;
+    set_depth(ps, &n->h, depth_of(V), K->pos);
     A = &n->h;
 }
 
@@ -715,6 +850,7 @@ term(A) ::= func_name(F) LP func_args(L) RP. {
         f->name = upper;
     }
     f->args = L;
+    set_depth(ps, &f->h, list_depth(L), F->pos);
     A = &f->h;
 }
 
@@ -727,10 +863,13 @@ column_ref(A) ::= IDENT(N). {
     A = c;
 }
 column_ref(A) ::= column_ref(C) DOT name(N). {
-    ast_name *parts = arena_alloc(ps->arena, sizeof(ast_name) * (C->nparts + 1));
-    memcpy(parts, C->parts, sizeof(ast_name) * C->nparts);
-    parts[C->nparts] = N;
-    C->parts = parts;
+    /* capacity doubles at powers of two, so long paths cost linear time and memory */
+    if ((C->nparts & (C->nparts - 1)) == 0) {
+        ast_name *parts = arena_alloc(ps->arena, sizeof(ast_name) * C->nparts * 2);
+        memcpy(parts, C->parts, sizeof(ast_name) * C->nparts);
+        C->parts = parts;
+    }
+    C->parts[C->nparts] = N;
     C->nparts++;
     A = C;
 }
@@ -754,7 +893,7 @@ explain(A) ::= EXPLAIN(K) explain_options(O) query(Q). {
     ast_explain *e = A_(ast_explain, AST_EXPLAIN, K->pos);
     e->analyze = (O & 1) != 0;
     e->json = (O & 2) != 0;
-    e->stmt = Q;
+    e->stmt = Q.node;
     A = &e->h;
 }
 
@@ -775,7 +914,7 @@ explain_options(A) ::= explain_options(O) JSON(K). {
 declare(A) ::= DECLARE(K) name(N) AS query(Q). {
     ast_declare *d = A_(ast_declare, AST_DECLARE, K->pos);
     d->name = N;
-    d->query = Q;
+    d->query = Q.node;
     A = &d->h;
 }
 
@@ -804,13 +943,18 @@ register_what(A) ::= IDENT(W). {
 }
 
 /* Column names of REGISTER, carried as fields so each keeps its position. */
+/* A REGISTER column: a name, or finetuned, the catalog column behind the FINETUNED test. */
+%type column_name { ast_name }
+column_name(A) ::= name(N).         { A = N; }
+column_name(A) ::= FINETUNED(K).    { A = name_of(K); }
+
 %type name_list { ast_list * }
-name_list(A) ::= name(N). {
+name_list(A) ::= column_name(N). {
     ast_object_field *f = A_(ast_object_field, AST_OBJECT_FIELD, N.pos);
     f->key = N;
     A = ast_list_append(ps->arena, NULL, &f->h);
 }
-name_list(A) ::= name_list(L) COMMA name(N). {
+name_list(A) ::= name_list(L) COMMA column_name(N). {
     ast_object_field *f = A_(ast_object_field, AST_OBJECT_FIELD, N.pos);
     f->key = N;
     A = ast_list_append(ps->arena, L, &f->h);
@@ -924,6 +1068,11 @@ static int simulate(yyParser *p, int token, int use_fallback)
 int rq_parser_accepts(void *parser, int token)
 {
     return simulate((yyParser *)parser, token, 1);
+}
+
+int rq_parser_accepts_keyword(void *parser, int token)
+{
+    return simulate((yyParser *)parser, token, 0);
 }
 
 int rq_parser_expected(void *parser, int *out, int max)
