@@ -1,0 +1,77 @@
+/* Shared by the executor's statement handlers; not part of its public interface. */
+#ifndef RANKQL_EXECUTOR_INTERNAL_H
+#define RANKQL_EXECUTOR_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "executor/executor.h"
+#include "planner/planner.h"
+
+/* ---- errors (executor.c) ------------------------------------------------------------ */
+
+/* Sets *err and returns NULL, so handlers can `return exec_fail(…)`. */
+json_t *exec_fail(exec_error *err, int status, const char *code, ast_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* The same, returning false. */
+bool exec_failb(exec_error *err, int status, const char *code, ast_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* 422 validation_error naming field. */
+bool exec_invalid(exec_error *err, const char *field, ast_pos pos, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+void exec_from_plan_error(exec_error *err, const plan_error *pe);
+
+/* ---- database (executor.c) ---------------------------------------------------------- */
+
+/* PQexecParams with text parameters and results. Returns the result (caller PQclear's),
+ * or NULL with *err set from the SQLSTATE: data errors → 400, integrity errors → 422
+ * naming the column, lost connection → 503, anything else → 500. */
+PGresult *exec_sql(exec_ctx *ctx, const char *sql, int nparams, const char *const *params,
+                   exec_error *err);
+/* exec_sql for statements without a result; returns the affected row count or -1. */
+long exec_cmd(exec_ctx *ctx, const char *sql, int nparams, const char *const *params,
+              exec_error *err);
+
+/* ---- results (executor.c) ----------------------------------------------------------- */
+
+/* {"statement": s, "columns": [], "rows": [], "row_count": 0, "notices": []} */
+json_t *result_new(const char *statement);
+void result_notice(json_t *result, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Sets columns and rows (steals both references) and row_count. */
+void result_set(json_t *result, json_t *columns, json_t *rows);
+
+/* ---- sessions and variables (variables.c) ------------------------------------------- */
+
+/* Checks that ctx has a session and that it exists (404 not_found otherwise). */
+bool session_require(exec_ctx *ctx, ast_pos pos, exec_error *err);
+
+/* The variables a query reads, loaded for the planner. */
+typedef struct loaded_vars {
+    size_t n;
+    plan_var *vars;
+} loaded_vars;
+
+bool vars_load(exec_ctx *ctx, const ast_node *query, loaded_vars *out, exec_error *err);
+void vars_free(loaded_vars *v);
+
+/* A stored variable's value ({"table", "ids", "columns", "rows"}), or NULL when the
+ * session has none of that name (err untouched) or on a database error (err set). */
+json_t *var_fetch(exec_ctx *ctx, const char *name, exec_error *err, bool *failed);
+
+/* ---- handlers ----------------------------------------------------------------------- */
+
+/* Plans a query with the session's variables. Returns NULL with *err set. */
+plan *exec_plan(exec_ctx *ctx, const ast_node *query, loaded_vars *vars, exec_error *err);
+/* Runs a plan: the rows as JSON arrays; the row ids into *ids (when not NULL and the
+ * plan has them; caller json_decref's). */
+json_t *exec_run_plan(exec_ctx *ctx, const plan *p, json_t **ids, exec_error *err);
+
+json_t *exec_query(exec_ctx *ctx, const ast_node *query, exec_error *err);
+json_t *exec_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err);
+json_t *exec_declare(exec_ctx *ctx, const ast_declare *d, exec_error *err);
+json_t *exec_print(exec_ctx *ctx, const ast_print *p, exec_error *err);
+json_t *exec_register(exec_ctx *ctx, const ast_register *r, exec_error *err);
+json_t *exec_show(exec_ctx *ctx, const ast_show *s, exec_error *err);
+json_t *exec_use(exec_ctx *ctx, const ast_use *u, exec_error *err);
+json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err);
+
+#endif
