@@ -1,147 +1,52 @@
 /* rankqld: the rankql server.
  *
- * For now it brings up the database: with no --db it starts (or adopts) the
- * embedded PostgreSQL cluster under the data directory, applies the schema
- * migrations, reports ready, and on SIGINT/SIGTERM stops the cluster and
- * exits. The HTTP API (--listen) comes later; the address is already
- * validated here.
+ * Brings up the database (with no --db it starts, or adopts, the embedded PostgreSQL cluster
+ * under the data directory), applies the schema migrations, then serves the HTTP API
+ * (server/http.c, docs/http-api.md) until SIGINT/SIGTERM, which stop the HTTP server, then the
+ * connection pool, then the embedded cluster.
  *
- * Exit status: 0 ok, 1 runtime error, 2 usage error. Every error is one line
- * on stderr. */
+ * Exit status: 0 ok, 1 runtime error, 2 usage error. Every error is one line on stderr. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "common/hostport.h"
 #include "common/util.h"
 #include "db/migrate.h"
 #include "db/pgembed.h"
+#include "db/pool.h"
 #include "db/pqutil.h"
+#include "server/auth.h"
+#include "server/http.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "server/server.h"
 
-#define RANKQL_VERSION "0.1.0"
-#define DEFAULT_LISTEN "127.0.0.1:8001"
-#define DEFAULT_DATA_DIR "./rankql-data"
 /* How often the embedded postmaster is checked while we wait for a signal. */
 #define WATCH_SECONDS 2
 
-enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
-
-typedef struct options {
-    const char *data_dir;
-    const char *db_url;
-    const char *pg_user;
-    hostport listen;
-    bool migrate_only;
-    bool pg_no_sync;
-} options;
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: rankqld [OPTION]...\n"
-            "The rankql server. Without --db it runs a private PostgreSQL cluster in its\n"
-            "data directory (created on first start).\n"
-            "\n"
-            "  --data-dir DIR   data directory (default $RANKQL_DATA_DIR, else " DEFAULT_DATA_DIR
-            ")\n"
-            "  --db URL         use this PostgreSQL server (postgres://… or a conninfo string)\n"
-            "                   instead of the embedded one\n"
-            "  --listen A:P     HTTP address (default " DEFAULT_LISTEN ")\n"
-            "  --pg-user NAME   when run as root, the user that runs the embedded PostgreSQL\n"
-            "                   (default postgres)\n"
-            "  --pg-no-sync     tests only: the embedded PostgreSQL skips fsync (a power\n"
-            "                   loss can corrupt it)\n"
-            "  --migrate-only   start the database, apply migrations, stop, exit\n"
-            "  --help           show this help\n"
-            "  --version        show the version\n"
-            "\n"
-            "Environment: RANKQL_DATA_DIR, RANKQL_PG_BINDIR (PostgreSQL's bin directory).\n"
-            "Exit status: 0 ok, 1 runtime error, 2 usage error.\n");
-}
+/* What main() sets up before the database: tokens and the listening socket. */
+typedef struct startup {
+    const server_config *cfg;
+    auth_tokens *tokens;
+    int listen_fd;
+    const sigset_t *signals;
+} startup;
 
 static void log_line(const char *msg)
 {
     fprintf(stderr, "rankqld: %s\n", msg);
-}
-
-/* A usage error: one line, then a pointer to --help. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static int usage_error(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("rankqld: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputs(" (see rankqld --help)\n", stderr);
-    va_end(ap);
-    return EXIT_USAGE;
-}
-
-/* Returns -1 to go on, else the exit status (help, version, usage error). */
-static int parse_args(int argc, char **argv, options *o)
-{
-    enum { OPT_DATA_DIR = 1000, OPT_DB, OPT_LISTEN, OPT_PG_USER, OPT_PG_NO_SYNC,
-           OPT_MIGRATE_ONLY, OPT_HELP, OPT_VERSION };
-    static const struct option longopts[] = {
-        {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-        {"db", required_argument, NULL, OPT_DB},
-        {"listen", required_argument, NULL, OPT_LISTEN},
-        {"pg-user", required_argument, NULL, OPT_PG_USER},
-        {"pg-no-sync", no_argument, NULL, OPT_PG_NO_SYNC},
-        {"migrate-only", no_argument, NULL, OPT_MIGRATE_ONLY},
-        {"help", no_argument, NULL, OPT_HELP},
-        {"version", no_argument, NULL, OPT_VERSION},
-        {NULL, 0, NULL, 0},
-    };
-    const char *env_dir = getenv("RANKQL_DATA_DIR");
-    const char *listen = DEFAULT_LISTEN;
-    memset(o, 0, sizeof *o);
-    o->data_dir = env_dir && *env_dir ? env_dir : DEFAULT_DATA_DIR;
-    opterr = 0; /* our own one-line messages */
-    int c;
-    while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA_DIR: o->data_dir = optarg; break;
-        case OPT_DB: o->db_url = optarg; break;
-        case OPT_LISTEN: listen = optarg; break;
-        case OPT_PG_USER: o->pg_user = optarg; break;
-        case OPT_PG_NO_SYNC: o->pg_no_sync = true; break;
-        case OPT_MIGRATE_ONLY: o->migrate_only = true; break;
-        case OPT_HELP: usage(stdout); return EXIT_OK;
-        case OPT_VERSION: printf("rankqld %s\n", RANKQL_VERSION); return EXIT_OK;
-        case ':': return usage_error("option %s needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option %s", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return usage_error("unexpected argument '%s'", argv[optind]);
-    if (!*o->data_dir)
-        return usage_error("--data-dir is empty");
-    if (o->db_url && !*o->db_url)
-        return usage_error("--db is empty");
-    if (o->db_url && (o->pg_user || o->pg_no_sync))
-        return usage_error("%s only applies to the embedded PostgreSQL, not with --db",
-                           o->pg_user ? "--pg-user" : "--pg-no-sync");
-    if (o->pg_user && !*o->pg_user)
-        return usage_error("--pg-user is empty");
-    char why[512];
-    if (!hostport_parse(listen, &o->listen, why, sizeof why))
-        return usage_error("--listen %s", why);
-    /* Binding needs an address; a name other than localhost would need DNS. */
-    if (o->listen.family == 0 && strcmp(o->listen.host, "localhost") != 0)
-        return usage_error("--listen '%s': give a numeric address (127.0.0.1, 0.0.0.0, [::1]) "
-                           "or localhost",
-                           listen);
-    return -1;
 }
 
 /* "database rankql at /path/socket" or "database x at host:5432". */
@@ -217,20 +122,69 @@ static int wait_for_signal(const sigset_t *set, pg_embedded *pg)
     }
 }
 
-static int run_external(const options *o, const sigset_t *set)
+/* "http://127.0.0.1:8001", "http://[::1]:8001". */
+static char *listen_url(const hostport *hp)
 {
-    int rc = connect_and_migrate(o->db_url, "the --db server", o->migrate_only);
-    if (rc == EXIT_OK && !o->migrate_only)
-        rc = wait_for_signal(set, NULL);
+    return hp->family == AF_INET6 ? xasprintf("http://[%s]:%d", hp->host, hp->port)
+                                  : xasprintf("http://%s:%d", hp->host, hp->port);
+}
+
+/* The pool, the metrics and the HTTP server on the migrated database; returns at a signal
+ * (or when the embedded postmaster cannot be kept alive), after stopping them in order. */
+static int serve(startup *su, const char *conninfo, pg_embedded *pg)
+{
+    const server_config *cfg = su->cfg;
+    char *err = NULL;
+    db_pool_opts popts = {
+        .conninfo = conninfo,
+        .size = cfg->db_pool,
+        .statement_timeout_ms = cfg->query_timeout_s * 1000,
+    };
+    db_pool *pool = db_pool_open(&popts, &err);
+    if (!pool) {
+        fprintf(stderr, "rankqld: %s\n", err);
+        free(err);
+        return EXIT_RUNTIME;
+    }
+    metrics *m = metrics_new();
+    server_ctx ctx = {.cfg = cfg, .pool = pool, .tokens = su->tokens, .metrics = m};
+    http_server *http = http_server_start(&ctx, su->listen_fd, &err);
+    su->listen_fd = -1; /* the HTTP server's now (closed by it, also on failure) */
+    int rc = EXIT_RUNTIME;
+    if (http) {
+        char *url = listen_url(&cfg->listen);
+        fprintf(stderr, "rankqld: listening on %s\n", url);
+        if (su->tokens)
+            fprintf(stderr, "rankqld: every request but /healthz needs a bearer token (%zu in %s)\n",
+                    auth_count(su->tokens), cfg->token_file);
+        free(url);
+        rc = wait_for_signal(su->signals, pg);
+        http_server_stop(http);
+    } else {
+        fprintf(stderr, "rankqld: %s\n", err);
+        free(err);
+    }
+    db_pool_close(pool);
+    metrics_free(m);
     return rc;
 }
 
-static int run_embedded(const options *o, const sigset_t *set)
+static int run_external(startup *su)
 {
+    const server_config *cfg = su->cfg;
+    int rc = connect_and_migrate(cfg->db_url, "the --db server", cfg->migrate_only);
+    if (rc == EXIT_OK && !cfg->migrate_only)
+        rc = serve(su, cfg->db_url, NULL);
+    return rc;
+}
+
+static int run_embedded(startup *su)
+{
+    const server_config *cfg = su->cfg;
     pg_embedded_opts opts = {
-        .data_dir = o->data_dir,
-        .pg_user = o->pg_user,
-        .no_sync = o->pg_no_sync,
+        .data_dir = cfg->data_dir,
+        .pg_user = cfg->pg_user,
+        .no_sync = cfg->pg_no_sync,
         .log = log_line,
     };
     char *err = NULL;
@@ -241,9 +195,9 @@ static int run_embedded(const options *o, const sigset_t *set)
         return EXIT_RUNTIME;
     }
     int rc = connect_and_migrate(pg_embedded_conninfo(pg), "the embedded PostgreSQL",
-                                 o->migrate_only);
-    if (rc == EXIT_OK && !o->migrate_only)
-        rc = wait_for_signal(set, pg);
+                                 cfg->migrate_only);
+    if (rc == EXIT_OK && !cfg->migrate_only)
+        rc = serve(su, pg_embedded_conninfo(pg), pg);
     if (pg_embedded_stop(pg, &err) != 0) {
         fprintf(stderr, "rankqld: %s\n", err);
         free(err);
@@ -252,19 +206,57 @@ static int run_embedded(const options *o, const sigset_t *set)
     return rc;
 }
 
+/* The tokens of --token-file; a file others can read gets a warning. */
+static int load_tokens(const server_config *cfg, auth_tokens **out)
+{
+    *out = NULL;
+    if (!cfg->token_file || cfg->migrate_only)
+        return -1;
+    char why[600];
+    *out = auth_load(cfg->token_file, why, sizeof why);
+    if (!*out)
+        return options_usage_error("%s", why);
+    struct stat st;
+    if (stat(cfg->token_file, &st) == 0 && (st.st_mode & 044))
+        fprintf(stderr, "rankqld: warning: --token-file %s can be read by other users "
+                        "(chmod 600 it)\n",
+                cfg->token_file);
+    return -1;
+}
+
 int main(int argc, char **argv)
 {
-    options o;
-    int rc = parse_args(argc, argv, &o);
+    server_config cfg;
+    int rc = options_parse(argc, argv, &cfg);
     if (rc >= 0)
         return rc;
-    /* Blocked from the start: a signal during start-up waits for sigtimedwait
-     * instead of killing us with the cluster half up. Children get their own
+    startup su = {.cfg = &cfg, .listen_fd = -1};
+    if ((rc = load_tokens(&cfg, &su.tokens)) >= 0)
+        return rc;
+    /* Blocked from the start, in every thread made later: a signal during start-up waits for
+     * sigtimedwait instead of killing us with the cluster half up. Children get their own
      * mask back (db/pgproc.c). */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    return o.db_url ? run_external(&o, &set) : run_embedded(&o, &set);
+    signal(SIGPIPE, SIG_IGN);
+    su.signals = &set;
+    /* The address first: when it is taken there is no point starting the database. */
+    if (!cfg.migrate_only) {
+        char why[512];
+        su.listen_fd = http_listen_socket(&cfg.listen, why, sizeof why);
+        if (su.listen_fd < 0) {
+            fprintf(stderr, "rankqld: %s\n", why);
+            auth_free(su.tokens);
+            return EXIT_RUNTIME;
+        }
+    }
+    json_object_seed(0); /* before any thread uses jansson */
+    rc = cfg.db_url ? run_external(&su) : run_embedded(&su);
+    if (su.listen_fd >= 0)
+        close(su.listen_fd);
+    auth_free(su.tokens);
+    return rc;
 }

@@ -21,3 +21,16 @@ check_contains() {
 # A scratch directory the PostgreSQL user can reach (root runs postgres as that user).
 make_scratch() { local d; d=$(mktemp -d /tmp/rankql-test.XXXXXX); chmod 755 "$d"; echo "$d"; }
 finish()  { exit $(( TESTS_FAILED > 0 ? 1 : 0 )); }
+# free_port: a TCP port on 127.0.0.1 that nothing listens on right now (20000-59999).
+free_port() {
+  local p _
+  for _ in $(seq 1 200); do
+    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    if command -v ss >/dev/null 2>&1; then
+      [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { echo "$p"; return 0; }
+    elif ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+      echo "$p"; return 0
+    fi
+  done
+  return 1
+}

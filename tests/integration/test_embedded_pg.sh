@@ -46,7 +46,8 @@ trap cleanup EXIT
 # start_rankqld ERRFILE ARGS...: runs rankqld in the background; sets RQ.
 start_rankqld() {
   local err=$1; shift
-  "$RANKQLD" "$@" 2>"$err" &
+  # rankqld serves HTTP once ready: a free port, so a busy default 8001 cannot fail the test.
+  "$RANKQLD" "$@" --listen "127.0.0.1:$(free_port)" 2>"$err" &
   RQ=$!
   STARTED+=("$RQ")
 }

@@ -1,0 +1,473 @@
+/* libmicrohttpd glue: the listening socket, the daemon with its thread pool, per-request state,
+ * routing, the checks every request gets before its handler (token, path, method,
+ * Content-Type, body size), responses, metrics and the request log. */
+#include "server/http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "common/util.h"
+#include "server/api.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    server_ctx *ctx;
+};
+
+typedef struct route {
+    const char *path;
+    const char *method;  /* GET routes also answer HEAD */
+    bool json_body;      /* a POST whose body must be application/json */
+    api_handler *handler;
+} route;
+
+static const route routes[] = {
+    {"/v1/query", "POST", true, api_query},
+    {"/v1/sessions", "POST", false, api_sessions_create},
+    {"/v1/models", "GET", false, api_models},
+    {"/v1/datasets", "GET", false, api_datasets},
+    {"/healthz", "GET", false, api_healthz},
+    {"/metrics", "GET", false, api_metrics},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+
+/* What one request carries between libmicrohttpd's calls (its con_cls). */
+typedef struct request_state {
+    struct timespec start;
+    const route *route;        /* NULL: unknown path */
+    const char *method_label;  /* bounded label values for the metrics */
+    const char *path_label;
+    char path[200];            /* for the log, control characters replaced */
+    strbuf body;
+    bool too_large;
+    bool answered;
+    int status;
+    char code[32];
+} request_state;
+
+/* ---- responses --------------------------------------------------------------------------- */
+
+void http_reply_json(http_response *resp, int status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(body);
+    if (!text) {
+        /* Only when out of memory or handed an invalid value: a bug, not the user's doing. */
+        text = xstrdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"the answer could "
+                       "not be written as JSON\"}}");
+        status = 500;
+        snprintf(resp->code, sizeof resp->code, "internal_error");
+    }
+    size_t n = strlen(text);
+    text = xrealloc(text, n + 2);
+    text[n] = '\n';
+    text[n + 1] = '\0';
+    free(resp->body);
+    resp->status = status;
+    resp->body = text;
+    resp->body_len = n + 1;
+    resp->content_type = "application/json";
+}
+
+void http_reply_text(http_response *resp, int status, const char *content_type, char *text)
+{
+    free(resp->body);
+    resp->status = status;
+    resp->body = text;
+    resp->body_len = strlen(text);
+    resp->content_type = content_type;
+}
+
+void http_reply_error_at(http_response *resp, int status, const char *code, const char *message,
+                         int line, int col, const char *field, json_t *extra)
+{
+    json_t *err = json_object();
+    json_object_set_new(err, "code", json_string(code));
+    json_t *msg = json_string(message);
+    if (!msg) /* not UTF-8: would only come from a bug elsewhere; keep the answer valid */
+        msg = json_string("(message not valid UTF-8)");
+    json_object_set_new(err, "message", msg);
+    if (line > 0) {
+        json_object_set_new(err, "line", json_integer(line));
+        json_object_set_new(err, "column", json_integer(col));
+    }
+    if (field && *field)
+        json_object_set_new(err, "field", json_string(field));
+    json_t *body = extra ? extra : json_object();
+    json_object_set_new(body, "error", err);
+    http_reply_json(resp, status, body);
+    if (resp->status == status)
+        snprintf(resp->code, sizeof resp->code, "%s", code);
+}
+
+void http_reply_error(http_response *resp, int status, const char *code, const char *fmt, ...)
+{
+    strbuf sb = {0};
+    va_list ap;
+    va_start(ap, fmt);
+    strbuf_vprintf(&sb, fmt, ap);
+    va_end(ap);
+    http_reply_error_at(resp, status, code, sb.data ? sb.data : "", 0, 0, NULL, NULL);
+    strbuf_free(&sb);
+}
+
+const char *http_header(const http_request *req, const char *name)
+{
+    return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* ---- the listening socket ---------------------------------------------------------------- */
+
+int http_listen_socket(const hostport *hp, char *why, size_t whysize)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof ss);
+    int family = hp->family ? hp->family : AF_INET;
+    const char *host = hp->family ? hp->host : "127.0.0.1"; /* "localhost" */
+    if (family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)hp->port);
+        inet_pton(AF_INET6, host, &a->sin6_addr);
+        len = sizeof *a;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)hp->port);
+        inet_pton(AF_INET, host, &a->sin_addr);
+        len = sizeof *a;
+    }
+    int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        snprintf(why, whysize, "cannot make a socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1024) != 0) {
+        snprintf(why, whysize, "cannot listen on %s%s%s:%d: %s", family == AF_INET6 ? "[" : "",
+                 hp->host, family == AF_INET6 ? "]" : "", hp->port, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* ---- per-request checks ------------------------------------------------------------------ */
+
+static const route *find_route(const char *path)
+{
+    for (size_t i = 0; i < NROUTES; i++)
+        if (strcmp(routes[i].path, path) == 0)
+            return &routes[i];
+    return NULL;
+}
+
+static const char *method_label(const char *method)
+{
+    static const char *const known[] = {"GET", "POST", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(known[i], method) == 0)
+            return known[i];
+    return "other";
+}
+
+static bool method_allowed(const route *r, const char *method)
+{
+    return strcmp(r->method, method) == 0 ||
+           (strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+/* "application/json", any case, optionally with "; charset=utf-8". */
+static bool json_content_type(const char *ct)
+{
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    static const char want[] = "application/json";
+    if (strncasecmp(ct, want, sizeof want - 1) != 0)
+        return false;
+    const char *p = ct + sizeof want - 1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        return true;
+    if (*p != ';')
+        return false;
+    p++;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '\0')
+        return true;
+    if (strncasecmp(p, "charset=", 8) != 0)
+        return false;
+    p += 8;
+    if (*p == '"')
+        p++;
+    return strncasecmp(p, "utf-8", 5) == 0 && (p[5] == '\0' || p[5] == '"' || p[5] == ' ' ||
+                                               p[5] == ';');
+}
+
+/* The checks that need only the headers. True when they answered. */
+static bool early_checks(http_server *srv, request_state *st, struct MHD_Connection *conn,
+                         const char *url, const char *method, http_response *resp)
+{
+    const server_ctx *ctx = srv->ctx;
+    if (ctx->tokens && strcmp(url, "/healthz") != 0 &&
+        !auth_check(ctx->tokens,
+                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
+        const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                        MHD_HTTP_HEADER_AUTHORIZATION);
+        http_reply_error(resp, 401, "unauthorized",
+                         given ? "the bearer token is not valid"
+                               : "this server needs a token: send Authorization: Bearer <token>");
+        return true;
+    }
+    if (!st->route) {
+        http_reply_error(resp, 404, "not_found", "no such endpoint: %s (see docs/http-api.md)",
+                         st->path);
+        return true;
+    }
+    if (!method_allowed(st->route, method)) {
+        http_reply_error(resp, 405, "method_not_allowed", "%s takes %s, not %s", st->route->path,
+                         st->route->method, st->method_label);
+        resp->allow = strcmp(st->route->method, "GET") == 0 ? "GET, HEAD" : st->route->method;
+        return true;
+    }
+    if (st->route->json_body &&
+        !json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                       MHD_HTTP_HEADER_CONTENT_TYPE))) {
+        http_reply_error(resp, 415, "unsupported_media_type",
+                         "send the body as Content-Type: application/json");
+        return true;
+    }
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno == 0 && end != cl && n > ctx->cfg->max_body) {
+            http_reply_error(resp, 413, "body_too_large",
+                             "the body has %llu bytes; this server takes at most %zu (--max-body)",
+                             n, ctx->cfg->max_body);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- libmicrohttpd callbacks ------------------------------------------------------------- */
+
+static enum MHD_Result answer(struct MHD_Connection *conn, request_state *st, http_response *resp)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+        resp->body_len, resp->body ? resp->body : xstrdup(""), free);
+    resp->body = NULL;
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            resp->content_type ? resp->content_type : "application/json");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (resp->allow)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+    if (resp->status == 401)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"rankql\"");
+    enum MHD_Result ok = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    st->answered = true;
+    st->status = resp->status;
+    snprintf(st->code, sizeof st->code, "%s", resp->code);
+    return ok;
+}
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    http_request *req = cls;
+    if (req->nargs == HTTP_MAX_ARGS) {
+        req->too_many_args = true;
+        return MHD_NO;
+    }
+    req->args[req->nargs].key = key;
+    req->args[req->nargs].value = value;
+    req->nargs++;
+    return MHD_YES;
+}
+
+static void client_address(struct MHD_Connection *conn, char *out, size_t size)
+{
+    out[0] = '\0';
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!info || !info->client_addr)
+        return;
+    const struct sockaddr *sa = info->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)size);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)size);
+}
+
+static void dispatch(http_server *srv, request_state *st, struct MHD_Connection *conn,
+                     const char *method, http_response *resp)
+{
+    if (st->too_large) {
+        http_reply_error(resp, 413, "body_too_large",
+                         "the body is over the %zu bytes this server takes (--max-body)",
+                         srv->ctx->cfg->max_body);
+        return;
+    }
+    char remote[INET6_ADDRSTRLEN];
+    client_address(conn, remote, sizeof remote);
+    http_request req = {
+        .conn = conn,
+        .method = method,
+        .path = st->route->path,
+        .body = st->body.data ? st->body.data : "",
+        .body_len = st->body.len,
+        .remote = remote,
+    };
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &req);
+    st->route->handler(srv->ctx, &req, resp);
+    if (resp->status == 0) /* a handler that forgot to answer is a bug */
+        http_reply_error(resp, 500, "internal_error", "the handler gave no answer");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    http_server *srv = cls;
+    request_state *st = *con_cls;
+    if (!st) {
+        st = xcalloc(1, sizeof *st);
+        clock_gettime(CLOCK_MONOTONIC, &st->start);
+        *con_cls = st;
+        st->route = find_route(url);
+        st->method_label = method_label(method);
+        st->path_label = st->route ? st->route->path : "other";
+        size_t i = 0;
+        for (; url[i] && i + 1 < sizeof st->path; i++)
+            st->path[i] = (unsigned char)url[i] < 0x20 || url[i] == 0x7f ? '?' : url[i];
+        st->path[i] = '\0';
+        http_response resp = {0};
+        if (early_checks(srv, st, conn, url, method, &resp))
+            return answer(conn, st, &resp);
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        if (st->answered || st->too_large)
+            return MHD_YES;
+        if (st->body.len + n > srv->ctx->cfg->max_body) {
+            st->too_large = true; /* read and drop the rest, then answer 413 */
+            strbuf_free(&st->body);
+        } else {
+            strbuf_append(&st->body, upload_data, n);
+        }
+        return MHD_YES;
+    }
+    if (st->answered)
+        return MHD_YES;
+    http_response resp = {0};
+    dispatch(srv, st, conn, method, &resp);
+    return answer(conn, st, &resp);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    http_server *srv = cls;
+    request_state *st = *con_cls;
+    if (!st)
+        return;
+    *con_cls = NULL;
+    struct timespec end;
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    double seconds = (double)(end.tv_sec - st->start.tv_sec) +
+                     (double)(end.tv_nsec - st->start.tv_nsec) / 1e9;
+    if (st->answered)
+        metrics_observe(srv->ctx->metrics, st->method_label, st->path_label, st->status, st->code,
+                        seconds);
+    if (srv->ctx->cfg->verbose) {
+        char remote[INET6_ADDRSTRLEN];
+        client_address(conn, remote, sizeof remote);
+        const char *how = toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+                          : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (timed out)"
+                          : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client went away)"
+                          : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
+                                                                         : " (not sent)";
+        fprintf(stderr, "rankqld: %s %s %s %d %.3f ms%s%s%s\n", remote[0] ? remote : "-",
+                st->method_label, st->path, st->status, seconds * 1e3, st->code[0] ? " " : "",
+                st->code, how);
+    }
+    strbuf_free(&st->body);
+    free(st);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+        msg[--n] = '\0';
+    fprintf(stderr, "rankqld: http: %s\n", msg);
+}
+
+/* ---- the daemon -------------------------------------------------------------------------- */
+
+http_server *http_server_start(server_ctx *ctx, int listen_fd, char **err)
+{
+    http_server *s = xcalloc(1, sizeof *s);
+    s->ctx = ctx;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (ctx->cfg->listen.family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)ctx->cfg->threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ctx->cfg->connection_timeout_s,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        *err = xasprintf("cannot start the HTTP server (libmicrohttpd %s)", MHD_get_version());
+        close(listen_fd);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_server_stop(http_server *s)
+{
+    if (!s)
+        return;
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

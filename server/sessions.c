@@ -1,0 +1,213 @@
+/* Sessions: creating, finding and touching rows of the sessions table, and POST /v1/sessions. */
+#include "server/sessions.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/util.h"
+#include "server/api.h"
+
+/* How long a session lives after its last use; matches the column default. */
+#define SESSION_TTL "7 days"
+
+/* Sessions seen alive lately, so that a busy client's requests skip the database check. A
+ * session is only ever removed by expiry after days without use, so trusting a check for a
+ * few seconds cannot resurrect one that is gone for good. */
+#define CACHE_SLOTS 1024 /* a power of two */
+#define CACHE_PROBE 8
+#define CACHE_SECONDS 30
+
+typedef struct cached_session {
+    char id[SESSION_ID_SIZE];
+    time_t verified; /* CLOCK_MONOTONIC seconds; 0 = empty */
+} cached_session;
+
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static cached_session cache[CACHE_SLOTS];
+
+static time_t monotonic_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1; /* never 0 */
+}
+
+static uint32_t id_hash(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 16777619u;
+    return h;
+}
+
+static bool cache_fresh(const char *id)
+{
+    time_t now = monotonic_seconds();
+    uint32_t h = id_hash(id);
+    bool hit = false;
+    pthread_mutex_lock(&cache_lock);
+    for (int i = 0; i < CACHE_PROBE && !hit; i++) {
+        const cached_session *c = &cache[(h + (uint32_t)i) & (CACHE_SLOTS - 1)];
+        hit = c->verified && now - c->verified < CACHE_SECONDS && strcmp(c->id, id) == 0;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return hit;
+}
+
+static void cache_put(const char *id)
+{
+    time_t now = monotonic_seconds();
+    uint32_t h = id_hash(id);
+    pthread_mutex_lock(&cache_lock);
+    cached_session *victim = &cache[h & (CACHE_SLOTS - 1)];
+    for (int i = 0; i < CACHE_PROBE; i++) {
+        cached_session *c = &cache[(h + (uint32_t)i) & (CACHE_SLOTS - 1)];
+        if (strcmp(c->id, id) == 0 || !c->verified || now - c->verified >= CACHE_SECONDS) {
+            victim = c;
+            break;
+        }
+        if (c->verified < victim->verified)
+            victim = c;
+    }
+    memcpy(victim->id, id, SESSION_ID_SIZE);
+    victim->verified = now;
+    pthread_mutex_unlock(&cache_lock);
+}
+
+static bool uuid_shaped(const char *s)
+{
+    static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    if (strlen(s) != sizeof pattern - 1)
+        return false;
+    for (size_t i = 0; pattern[i]; i++)
+        if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
+}
+
+/* The User-Agent as a short printable label, or NULL. */
+static char *client_label(const http_request *req)
+{
+    const char *ua = http_header(req, "User-Agent");
+    if (!ua || !*ua)
+        return NULL;
+    size_t n = strlen(ua);
+    if (n > 200)
+        n = 200;
+    char *s = xstrndup(ua, n);
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+            s[i] = '?';
+    return s;
+}
+
+bool session_create(server_ctx *ctx, PGconn *conn, const http_request *req,
+                    char id[SESSION_ID_SIZE], http_response *resp)
+{
+    char *client = client_label(req);
+    const char *params[] = {client, req->remote && *req->remote ? req->remote : NULL};
+    PGresult *res = api_db_exec(ctx, conn,
+                                "INSERT INTO sessions (client, remote_addr) VALUES ($1, $2) "
+                                "RETURNING id::text",
+                                2, params, resp);
+    free(client);
+    if (!res)
+        return false;
+    bool ok = PQntuples(res) == 1 && PQgetlength(res, 0, 0) == SESSION_ID_SIZE - 1;
+    if (ok) {
+        memcpy(id, PQgetvalue(res, 0, 0), SESSION_ID_SIZE);
+        cache_put(id);
+    }
+    else
+        http_reply_error(resp, 500, "internal_error", "creating a session returned no id");
+    PQclear(res);
+    return ok;
+}
+
+bool session_open(server_ctx *ctx, PGconn *conn, const char *given, char id[SESSION_ID_SIZE],
+                  http_response *resp)
+{
+    if (!uuid_shaped(given)) {
+        http_reply_error(resp, 404, "not_found",
+                         "unknown session (a session id looks like "
+                         "7f6c0e9a-3b1d-4c2e-9f00-1a2b3c4d5e6f; POST /v1/sessions makes one)");
+        return false;
+    }
+    /* PostgreSQL writes a uuid in lower case: so does the cache. */
+    char lower[SESSION_ID_SIZE];
+    for (size_t i = 0; i < SESSION_ID_SIZE; i++)
+        lower[i] = (char)tolower((unsigned char)given[i]);
+    if (cache_fresh(lower)) {
+        memcpy(id, lower, SESSION_ID_SIZE);
+        return true;
+    }
+    /* Find it; touch it only when it was last seen over a minute ago, so that a busy session
+     * costs one read per request, not a write. */
+    const char *params[] = {given};
+    PGresult *res = api_db_exec(ctx, conn,
+                                "SELECT id::text, last_seen_at < now() - interval '1 minute' "
+                                "FROM sessions WHERE id = $1::uuid AND expires_at > now()",
+                                1, params, resp);
+    if (!res)
+        return false;
+    bool found = PQntuples(res) == 1 && PQgetlength(res, 0, 0) == SESSION_ID_SIZE - 1;
+    bool stale = found && PQgetvalue(res, 0, 1)[0] == 't';
+    if (found)
+        memcpy(id, PQgetvalue(res, 0, 0), SESSION_ID_SIZE);
+    else
+        http_reply_error(resp, 404, "not_found", "unknown session %s (it may have expired; "
+                                                 "POST /v1/sessions makes a new one)",
+                         given);
+    PQclear(res);
+    if (found)
+        cache_put(id);
+    if (stale) {
+        const char *touch[] = {id};
+        PGresult *t = api_db_exec(ctx, conn,
+                                  "UPDATE sessions SET last_seen_at = now(), expires_at = "
+                                  "greatest(expires_at, now() + interval '" SESSION_TTL "') "
+                                  "WHERE id = $1::uuid",
+                                  1, touch, resp);
+        if (!t)
+            return false;
+        PQclear(t);
+    }
+    return found;
+}
+
+void api_sessions_create(server_ctx *ctx, const http_request *req, http_response *resp)
+{
+    if (req->body_len > 0) {
+        const char *ct = http_header(req, "Content-Type");
+        if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
+            http_reply_error(resp, 415, "unsupported_media_type",
+                             "send no body, or {} as Content-Type: application/json");
+            return;
+        }
+    }
+    json_t *body;
+    if (!api_json_body(req, true, &body, resp))
+        return;
+    const char *key;
+    json_t *value;
+    json_object_foreach(body, key, value) {
+        (void)value;
+        http_reply_error(resp, 422, "invalid_request",
+                         "POST /v1/sessions takes no fields (got \"%s\")", key);
+        json_decref(body);
+        return;
+    }
+    json_decref(body);
+    PGconn *conn = api_db_acquire(ctx, ctx->cfg->query_timeout_s * 1000, resp);
+    if (!conn)
+        return;
+    char id[SESSION_ID_SIZE];
+    if (session_create(ctx, conn, req, id, resp))
+        http_reply_json(resp, 201, json_pack("{s:s}", "session", id));
+    api_db_release(ctx, conn);
+}
