@@ -17,7 +17,7 @@ SAN      ?=
 LEMON    ?= lemon
 LEMPAR   ?= /usr/share/lemon/lempar.c
 RE2C     ?= re2c
-PKGS      = jansson libpq
+PKGS      = jansson libpq libmicrohttpd openblas
 
 ifeq ($(origin CC),default)
 CC = gcc
@@ -45,6 +45,56 @@ LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC) $(PLANNER_SRC) $(EXECUTOR_S
 GEN_OBJ     = $(BUILD)/obj/gen/lexer.o $(BUILD)/obj/gen/parser.o
 LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ) $(BUILD)/obj/gen/migrations.o
 LIB         = $(BUILD)/librankql.a
+
+# ---- datasets and embedders -------------------------------------------------------------
+# datasets/ (IDX, CSV, NPY/NPZ, image folders, text; zlib, libpng, libjpeg, OpenSSL's SHA-256)
+# and the builtin feature extractors of executor/workers/embed/ (OpenBLAS: GEMM and LAPACK).
+# HEADERS only looks one folder deep, so the embed headers are named here.
+LIB_SRC    += $(wildcard datasets/*.c executor/workers/embed/*.c)
+PKGS       += zlib libpng libjpeg libcrypto openblas
+EMBED_HDRS  = $(wildcard executor/workers/embed/*.h)
+$(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard executor/workers/embed/*.c tests/unit/test_embed.c)): $(EMBED_HDRS)
+
+# ---- proxies and CUDA -----------------------------------------------------------------
+# executor/workers/proxies/*.c (k-NN, linear probe, LogME, H-score, LEEP on OpenBLAS) join
+# the library. CUDA=1 also compiles executor/workers/kernels/*.cu with nvcc (sm_75 + its
+# PTX, and sm_90), defines HAVE_CUDA and links cudart and cuBLAS; without it
+# proxies/cuda_stub.c answers the same API with "no GPU". CUDA is off unless asked for, not
+# auto-detected from nvcc: nvcc adds ~20 s to a clean build, and every linked binary would
+# pull in libcublas (~600 MB with cublasLt) although machines that build and test rankql
+# rarely have a GPU. --as-needed keeps the CUDA libraries out of the binaries that do not
+# call the GPU path. This section sits here, before the rules, so that LIB_OBJ and the
+# compile flags include it when the rules below expand them.
+PROXY_SRC      = $(wildcard executor/workers/proxies/*.c)
+PROXY_HEADERS  = $(wildcard executor/workers/proxies/*.h) tests/unit/proxy_test.h
+LIB_SRC       += $(PROXY_SRC)
+PROXY_USERS    = $(PROXY_SRC:%.c=$(BUILD)/obj/%.o) \
+                 $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard tests/unit/test_proxy_*.c bench/bench_proxy_*.c))
+
+CUDA          ?=
+CUDA_HOME     ?= /usr/local/cuda
+NVCC          ?= $(CUDA_HOME)/bin/nvcc
+NVCC_ARCH     ?= -gencode arch=compute_75,code=[sm_75,compute_75] -gencode arch=compute_90,code=sm_90
+CUDA_SRC       = $(wildcard executor/workers/kernels/*.cu)
+CUDA_OBJ       = $(CUDA_SRC:%.cu=$(BUILD)/obj/%.cu.o)
+
+ifeq ($(CUDA),1)
+CPPFLAGS      += -DHAVE_CUDA
+LIB_OBJ       += $(CUDA_OBJ)
+LDLIBS        += -L$(CUDA_HOME)/lib64 -Wl,--push-state,--as-needed -lcublas -lcudart -lstdc++ \
+                 -Wl,--pop-state -Wl,-rpath,$(CUDA_HOME)/lib64
+endif
+
+# Object files depend on headers one level deep only (HEADERS below); name the proxies'.
+$(PROXY_USERS) $(CUDA_OBJ): $(PROXY_HEADERS)
+
+$(BUILD)/obj/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) -std=c++17 -O2 $(NVCC_ARCH) -I. -DHAVE_CUDA -Werror all-warnings \
+	  -Xcompiler -Wall,-Wextra,-Wshadow -c $< -o $@
+
+# The benchmark reads the gzip'd IDX files of Fashion-MNIST when they are installed.
+$(BUILD)/bench/bench_proxy_nn: LDLIBS += $(shell pkg-config --libs zlib)
 
 PROGRAMS    = $(BUILD)/bin/rankqld $(BUILD)/bin/rankql
 UNIT_TESTS  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -143,9 +193,16 @@ $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bin/rankqld: $(BUILD)/obj/server/main.o $(LIB)
+$(BUILD)/bin/rankqld: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard server/*.c)) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- server ---------------------------------------------------------------------------
+# tests/unit/test_server_*.c test server/ modules, which are not in the library: each links
+# the module it is named after (test_server_auth → server/auth.o).
+$(BUILD)/tests/test_server_%: $(BUILD)/obj/tests/unit/test_server_%.o $(BUILD)/obj/server/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs cmocka) -o $@
 
 $(BUILD)/bin/rankql: $(SHELL_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
