@@ -5,7 +5,7 @@
 #   make bench      run the benchmarks in bench/
 #   make fuzz       run the parser fuzzer (FUZZ_SECONDS=300 by default)
 #   make demo       build, start rankqld on its embedded PostgreSQL, run the demo
-#   make CUDA=1     also build the CUDA path (auto when nvcc is found)
+#   make CUDA=1     also build the CUDA path (off unless asked: see the proxies section)
 #
 # The public targets first install what is missing (scripts/install-deps.sh) and then
 # run a sub-make, so pkg-config sees the freshly installed libraries.
