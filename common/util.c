@@ -1,5 +1,6 @@
 #include "common/util.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,17 @@ char *xasprintf(const char *fmt, ...)
     strbuf_vprintf(&sb, fmt, ap);
     va_end(ap);
     return strbuf_detach(&sb);
+}
+
+bool text_is_uuid(const char *s)
+{
+    static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    if (strlen(s) != sizeof pattern - 1)
+        return false;
+    for (size_t i = 0; pattern[i]; i++)
+        if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+            return false;
+    return true;
 }
 
 void strbuf_reserve(strbuf *sb, size_t extra)

@@ -15,6 +15,10 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* True when s looks like a UUID in text form (8-4-4-4-12 hex digits): session ids are
+ * checked before they reach a uuid column, so a malformed one is "not found", not an SQL error. */
+bool text_is_uuid(const char *s);
+
 /* Growable NUL-terminated string. Zero-initialise ({0}) before use. */
 typedef struct strbuf {
     char *data;

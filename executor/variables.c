@@ -14,23 +14,12 @@
 #include "common/util.h"
 #include "executor/internal.h"
 
-static bool uuid_shaped(const char *s)
-{
-    static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-    if (strlen(s) != sizeof pattern - 1)
-        return false;
-    for (size_t i = 0; pattern[i]; i++)
-        if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 bool session_require(exec_ctx *ctx, ast_pos pos, exec_error *err)
 {
     if (!ctx->session_id)
         return exec_failb(err, 400, "semantic_error", pos,
                           "this statement needs a session (variables live in a session)");
-    if (!uuid_shaped(ctx->session_id))
+    if (!text_is_uuid(ctx->session_id))
         return exec_failb(err, 404, "not_found", pos, "unknown session");
     const char *params[] = {ctx->session_id};
     PGresult *res = exec_sql(ctx, "SELECT 1 FROM sessions WHERE id = $1::uuid", 1, params, err);
@@ -44,7 +33,7 @@ bool session_require(exec_ctx *ctx, ast_pos pos, exec_error *err)
 json_t *var_fetch(exec_ctx *ctx, const char *name, exec_error *err, bool *failed)
 {
     *failed = false;
-    if (!ctx->session_id || !uuid_shaped(ctx->session_id))
+    if (!ctx->session_id || !text_is_uuid(ctx->session_id))
         return NULL;
     const char *params[] = {ctx->session_id, name};
     PGresult *res = exec_sql(ctx,
@@ -257,7 +246,7 @@ json_t *exec_print(exec_ctx *ctx, const ast_print *p, exec_error *err)
 {
     if (p->all)
         return print_all(ctx, err);
-    if (ctx->session_id && !uuid_shaped(ctx->session_id))
+    if (ctx->session_id && !text_is_uuid(ctx->session_id))
         return exec_fail(err, 404, "not_found", p->h.pos, "unknown session");
     return print_one(ctx, p, err);
 }

@@ -79,17 +79,6 @@ static void cache_put(const char *id)
     pthread_mutex_unlock(&cache_lock);
 }
 
-static bool uuid_shaped(const char *s)
-{
-    static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
-    if (strlen(s) != sizeof pattern - 1)
-        return false;
-    for (size_t i = 0; pattern[i]; i++)
-        if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
-            return false;
-    return true;
-}
-
 /* The User-Agent as a short printable label, or NULL. */
 static char *client_label(const http_request *req)
 {
@@ -132,7 +121,7 @@ bool session_create(server_ctx *ctx, PGconn *conn, const http_request *req,
 bool session_open(server_ctx *ctx, PGconn *conn, const char *given, char id[SESSION_ID_SIZE],
                   http_response *resp)
 {
-    if (!uuid_shaped(given)) {
+    if (!text_is_uuid(given)) {
         http_reply_error(resp, 404, "not_found",
                          "unknown session (a session id looks like "
                          "7f6c0e9a-3b1d-4c2e-9f00-1a2b3c4d5e6f; POST /v1/sessions makes one)");
