@@ -7,7 +7,6 @@
  * ids (in the query's order) are what FROM v and OTHER THAN v use: they read the live
  * catalog rows with those ids. columns/rows are the result as it was when declared,
  * which PRINT shows. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
