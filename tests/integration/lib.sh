@@ -20,6 +20,15 @@ check_contains() {
 }
 # A scratch directory the PostgreSQL user can reach (root runs postgres as that user).
 make_scratch() { local d; d=$(mktemp -d /tmp/rankql-test.XXXXXX); chmod 755 "$d"; echo "$d"; }
+# stop_rankqld PID (a child of this shell): SIGTERM, then its exit status (124 if it did not exit in 60 s).
+stop_rankqld() {
+  local pid=$1 w rc
+  kill -TERM "$pid" 2>/dev/null
+  ( sleep 60; kill -KILL "$pid" 2>/dev/null ) & w=$!
+  wait "$pid"; rc=$?
+  if kill -0 "$w" 2>/dev/null; then kill "$w" 2>/dev/null; wait "$w" 2>/dev/null; else rc=124; fi
+  return "$rc"
+}
 finish()  { exit $(( TESTS_FAILED > 0 ? 1 : 0 )); }
 # free_port: a TCP port on 127.0.0.1 that nothing listens on right now (20000-59999).
 free_port() {

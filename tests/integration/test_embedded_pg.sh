@@ -63,16 +63,6 @@ wait_ready() {
   return 1
 }
 
-# stop_rankqld PID: SIGTERM, then its exit status (124 if it did not exit in 60 s).
-stop_rankqld() {
-  local pid=$1 w rc
-  kill -TERM "$pid" 2>/dev/null
-  ( sleep 60; kill -KILL "$pid" 2>/dev/null ) & w=$!
-  wait "$pid"; rc=$?
-  if kill -0 "$w" 2>/dev/null; then kill "$w" 2>/dev/null; wait "$w" 2>/dev/null; else rc=124; fi
-  return "$rc"
-}
-
 # rankqld with a time limit, for runs that are meant to exit by themselves.
 run_rankqld() { timeout 120 "$RANKQLD" "$@"; }
 

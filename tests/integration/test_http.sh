@@ -75,16 +75,6 @@ start_server() {
   return 1
 }
 
-# stop_server PID: SIGTERM, then its exit status (124 if it did not exit within 60 s).
-stop_server() {
-  local pid=$1 w rc
-  kill -TERM "$pid" 2>/dev/null
-  ( sleep 60; kill -KILL "$pid" 2>/dev/null ) & w=$!
-  wait "$pid"; rc=$?
-  if kill -0 "$w" 2>/dev/null; then kill "$w" 2>/dev/null; wait "$w" 2>/dev/null; else rc=124; fi
-  return "$rc"
-}
-
 # req METHOD PATH [BODY [CURL-ARGS…]]: one request to $BASE; sets STATUS, RESP and HDRS.
 # A BODY starting with @ names a file; an empty BODY sends none.
 req() {
@@ -623,7 +613,7 @@ req GET /healthz
 expect "database back: /healthz 200" 200 -
 query "SELECT name FROM models;"
 expect "database back: queries are served again" 200 -
-stop_server "$B"; rc=$?
+stop_rankqld "$B"; rc=$?
 check_eq "--db server: SIGTERM exits 0" 0 "$rc"
 check "--db server: no per-request log without --verbose (no request lines)" \
   bash -c "! grep -q 'POST /v1/query' '$SCRATCH/b.err'"
@@ -667,7 +657,7 @@ req GET /v1/nothing
 expect "tokens: an unknown path without token is 401, not 404" 401 unauthorized
 req POST /v1/query "@$SCRATCH/fits.json" "${JSON[@]}"
 expect "tokens: a body without token is refused before it is read: 401" 401 unauthorized
-stop_server "$C"; rc=$?
+stop_rankqld "$C"; rc=$?
 check_eq "token server: SIGTERM exits 0" 0 "$rc"
 
 chmod 644 "$SCRATCH/tokens"
@@ -682,7 +672,7 @@ req GET /v1/models
 expect "loopback with --token-file: no token is 401" 401 unauthorized
 req GET /v1/models '' -H "Authorization: Bearer $TOKEN1"
 expect "loopback with --token-file: a token is 200" 200 -
-stop_server "$D"
+stop_rankqld "$D"
 
 if ip -6 addr show lo 2>/dev/null | grep -q '::1'; then
   PORTE=$(free_port)
@@ -692,14 +682,14 @@ if ip -6 addr show lo 2>/dev/null | grep -q '::1'; then
   BASE="http://[::1]:$PORTE"
   req GET /healthz '' -g
   expect "[::1]: /healthz" 200 -
-  stop_server "$SRV"
+  stop_rankqld "$SRV"
 else
   ok "IPv6 loopback # skip: no ::1 on lo"
 fi
 
 # ---- stopping ---------------------------------------------------------------------------------
 BASE=http://127.0.0.1:$PORT
-stop_server "$A"; rc=$?
+stop_rankqld "$A"; rc=$?
 check_eq "SIGTERM: rankqld exits 0" 0 "$rc"
 check_contains "SIGTERM: it says it stops" "SIGTERM received, stopping" "$(cat "$SCRATCH/a.err")"
 check_contains "SIGTERM: the embedded PostgreSQL is stopped" "stopped PostgreSQL" "$(cat "$SCRATCH/a.err")"
