@@ -65,28 +65,6 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const input *)a)->name, ((const input *)b)->name);
 }
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    strbuf sb = {0};
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        strbuf_append(&sb, buf, n);
-    bool bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        strbuf_free(&sb);
-        return NULL;
-    }
-    *len = sb.len;
-    if (!sb.data)
-        return xstrdup("");
-    return strbuf_detach(&sb);
-}
-
 static bool load(corpus *c, const char *dir)
 {
     DIR *d = opendir(dir);

@@ -1,6 +1,7 @@
 #include "common/util.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,6 +69,34 @@ bool text_is_uuid(const char *s)
         if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
             return false;
     return true;
+}
+
+char *read_stream(FILE *f, size_t *len)
+{
+    strbuf sb = {0};
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
+        strbuf_append(&sb, buf, n);
+    if (ferror(f)) {
+        strbuf_free(&sb);
+        return NULL;
+    }
+    if (len)
+        *len = sb.len;
+    return strbuf_detach(&sb);
+}
+
+char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *text = read_stream(f, len);
+    int saved = errno;
+    fclose(f);
+    errno = saved;
+    return text;
 }
 
 void strbuf_reserve(strbuf *sb, size_t extra)

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* Allocation failure is not recoverable anywhere in rankql: these abort with a message. */
 void *xmalloc(size_t n);
@@ -18,6 +19,11 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* True when s looks like a UUID in text form (8-4-4-4-12 hex digits): session ids are
  * checked before they reach a uuid column, so a malformed one is "not found", not an SQL error. */
 bool text_is_uuid(const char *s);
+
+/* Whole contents of a stream or file, NUL-terminated (the text may hold NUL bytes: see
+ * *len, which may be NULL). NULL with errno set when it cannot be opened or read. */
+char *read_stream(FILE *f, size_t *len);
+char *read_file(const char *path, size_t *len);
 
 /* Growable NUL-terminated string. Zero-initialise ({0}) before use. */
 typedef struct strbuf {

@@ -54,22 +54,6 @@ static void usage(FILE *out)
           out);
 }
 
-/* Reads a whole stream; returns NULL and sets errno on failure. */
-static char *read_all(FILE *f, size_t *len)
-{
-    strbuf sb = {0};
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        strbuf_append(&sb, buf, n);
-    if (ferror(f)) {
-        strbuf_free(&sb);
-        return NULL;
-    }
-    *len = sb.len;
-    return strbuf_detach(&sb);
-}
-
 /* Parses one input; prints ASTs to stdout and errors to stderr. Returns the error count. */
 static size_t parse_one(const char *name, const char *text, size_t len)
 {
@@ -105,7 +89,7 @@ static int run_parse(int argc, char **argv)
         const char *name = is_stdin ? "<stdin>" : argv[i];
         FILE *f = is_stdin ? stdin : fopen(argv[i], "rb");
         size_t len = 0;
-        char *text = f ? read_all(f, &len) : NULL;
+        char *text = f ? read_stream(f, &len) : NULL;
         if (!text) {
             fprintf(stderr, "rankql: cannot read %s: %s\n", name, strerror(errno));
             failed_reads++;

@@ -953,23 +953,9 @@ static int run_script(const char *s, const char *text, bool datasets_absent, int
     return failed;
 }
 
-static char *read_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    strbuf sb = {0};
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        strbuf_append(&sb, buf, n);
-    fclose(f);
-    return strbuf_detach(&sb);
-}
-
 static void demo_catalog_tests(const char *s, const char *path)
 {
-    char *text = read_file(path);
+    char *text = read_file(path, NULL);
     if (!check(text != NULL, "demo catalog: %s is readable", path))
         return;
     struct stat st;

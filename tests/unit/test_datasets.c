@@ -101,18 +101,9 @@ static void write_gz(const char *name, const void *data, size_t len)
 
 static uint8_t *read_all(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    strbuf sb = {0};
-    char buf[65536];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, f)) > 0)
-        strbuf_append(&sb, buf, n);
-    fclose(f);
-    *len = sb.len;
-    if (!sb.data)
-        strbuf_puts(&sb, "");
-    return (uint8_t *)strbuf_detach(&sb);
+    char *text = read_file(path, len);
+    assert_non_null(text);
+    return (uint8_t *)text;
 }
 
 static void sha256_hex(const void *data, size_t len, char hex[65])

@@ -25,23 +25,6 @@
 
 static char *g_dir;
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    strbuf sb = {0};
-    char buf[8192];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
-        strbuf_append(&sb, buf, n);
-    fclose(f);
-    if (!sb.data)
-        strbuf_append(&sb, "", 0);
-    *len = sb.len;
-    return strbuf_detach(&sb);
-}
-
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
