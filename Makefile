@@ -41,7 +41,11 @@ GRAMMAR_SRC = grammar/ast.c grammar/ast_json.c grammar/parse.c grammar/keywords.
 DB_SRC      = $(wildcard db/*.c)
 PLANNER_SRC = $(wildcard planner/*.c)
 EXECUTOR_SRC = $(wildcard executor/*.c)
-LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC) $(PLANNER_SRC) $(EXECUTOR_SRC)
+QUEUE_SRC    = $(wildcard queue/*.c)
+# Job runners and the worker loop (executor/workers/*.c); rankql-worker's main is apart.
+WORKER_SRC   = $(wildcard executor/workers/*.c)
+LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC) $(PLANNER_SRC) $(EXECUTOR_SRC) \
+              $(QUEUE_SRC) $(WORKER_SRC)
 GEN_OBJ     = $(BUILD)/obj/gen/lexer.o $(BUILD)/obj/gen/parser.o
 LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ) $(BUILD)/obj/gen/migrations.o
 LIB         = $(BUILD)/librankql.a

@@ -1,4 +1,5 @@
 /* datasets/: file reading (gunzip, size limit, digest), errors, slices, numbers, labels. */
+#include "common/hash.h"
 #include "datasets/internal.h"
 
 #include <errno.h>
@@ -58,27 +59,6 @@ void ds_ctx_free(ds_ctx *ctx)
     free(ctx->files);
     ctx->files = NULL;
     ctx->nfiles = ctx->cap = 0;
-}
-
-static void to_hex(const unsigned char *md, unsigned len, char *hex)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < len; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[2 * len] = '\0';
-}
-
-static void sha256_hex(const void *data, size_t len, char hex[65])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (!EVP_Digest(data, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32) {
-        fprintf(stderr, "rankql: SHA-256 failed (OpenSSL)\n");
-        abort();
-    }
-    to_hex(md, mdlen, hex);
 }
 
 static void add_file_sum(ds_ctx *ctx, const char *name, const void *data, size_t len)
