@@ -24,9 +24,22 @@
 
 #include "grammar/ast.h"
 
+/* WAIT progress, reported while a task-aware query waits for its jobs: a JSON object
+ *   {"type": "progress", "jobs_total": n, "jobs_done": n, "jobs_running": n,
+ *    "jobs_failed": n, "fraction": 0..1, "elapsed_seconds": s, "eta_seconds": s | null}
+ * The callback runs on the executing thread; it must not keep the object. */
+typedef void (*exec_progress_fn)(void *arg, const json_t *event);
+
 typedef struct exec_ctx {
     PGconn *conn;            /* a connection to the migrated catalog database */
     const char *session_id;  /* sessions.id (uuid text) for DECLARE/PRINT; NULL = none */
+    const char *data_dir;    /* where feature files live (features/…); NULL = none known */
+    exec_progress_fn on_progress; /* WAIT progress; NULL = not reported */
+    void *progress_arg;
+    /* Set (by another thread: the client went away, the server stops) to end a WAIT early;
+     * the query's jobs keep running. NULL = never. */
+    const volatile int *cancelled;
+    double wait_timeout_seconds;  /* longest WAIT; 0 = no limit */
 } exec_ctx;
 
 typedef struct exec_error {
