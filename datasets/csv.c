@@ -257,9 +257,9 @@ int ds_read_csv(ds_ctx *ctx, dataset *ds, char **err)
         }
         label_col = (size_t)li;
     }
-    if (ncols < 2) {
+    if (ncols < 2 && !spec->labels_only) {
         ds_fail(err, path, "line %zu: one column only; a CSV dataset needs feature columns "
-                "besides the label column", r.line);
+                "besides the label column (or labels_only)", r.line);
         goto done;
     }
     size_t dim = ncols - 1;
@@ -278,7 +278,7 @@ int ds_read_csv(ds_ctx *ctx, dataset *ds, char **err)
                     r.nfields, ncols, header_line);
             goto done;
         }
-        bool keep = row >= start && row < stop;
+        bool keep = row >= start && row < stop && dim > 0;
         if (keep) {
             if (feat_rows == feat_cap) {
                 feat_cap = feat_cap ? 2 * feat_cap : 256;

@@ -109,6 +109,13 @@ int dataset_load(const dataset_spec *spec, dataset **out, char **err)
     case DATASET_TEXT: rc = ds_read_text(&ctx, ds, err); break;
     default: rc = ds_fail(err, spec->path, "unknown dataset format %d", (int)spec->format);
     }
+    if (rc == 0 && spec->labels_only && !ds->labels)
+        rc = ds_fail(err, spec->path, "labels_only is set but the %s source has no labels%s",
+                     dataset_format_name(spec->format),
+                     spec->format == DATASET_IDX || spec->format == DATASET_NPY ||
+                             spec->format == DATASET_TEXT
+                         ? " (give the labels file)"
+                         : "");
     if (rc == 0)
         ds_ctx_digest(&ctx, ds->digest);
     ds_ctx_free(&ctx);
@@ -195,6 +202,7 @@ static const json_key json_keys[] = {
     {"labels_key", F(DATASET_NPZ)},
     {"tab_labels", F(DATASET_TEXT)},
     {"channels", F(DATASET_IMAGEFOLDER)},
+    {"labels_only", 0},
 };
 
 static int json_int_in(const json_t *v, const char *key, long long lo, long long hi,
@@ -233,7 +241,7 @@ int dataset_spec_from_json(dataset_format format, const char *path, const json_t
         if (!k)
             return ds_fail(err, NULL, "unknown dataset option '%s' (known: labels, num_classes, "
                            "slice, max_bytes, label_column, header, delimiter, skip_rows, "
-                           "features_key, labels_key, tab_labels, channels)", key);
+                           "features_key, labels_key, tab_labels, channels, labels_only)", key);
         if (k->formats && !(k->formats & F(format)))
             return ds_fail(err, NULL, "dataset option '%s' does not apply to format '%s'", key,
                            dataset_format_name(format));
@@ -315,6 +323,10 @@ int dataset_spec_from_json(dataset_format format, const char *path, const json_t
                 return ds_fail(err, NULL, "dataset option 'channels' must be 0 (as the images), "
                                "1 or 3");
             spec->channels = (int)n;
+        } else if (strcmp(key, "labels_only") == 0) {
+            if (!json_is_boolean(v))
+                return ds_fail(err, NULL, "dataset option 'labels_only' must be true or false");
+            spec->labels_only = json_is_true(v);
         }
     }
     if (spec->tab_labels && spec->labels_path)

@@ -67,6 +67,10 @@
  * IDX/NPY/TEXT and "class/file" for image folders: moving the files keeps the digest, any
  * change of content, class or order changes it. The slice is not part of the digest.
  *
+ * Labels only: with spec->labels_only a source without labels is an error, and a CSV file
+ * may consist of the label column alone (an NPY features array may be (n, 0)): the dataset
+ * then has feature vectors of dim 0 (features is a valid, empty allocation).
+ *
  * Errors: -1 and *err = one line naming the file and the cause (caller frees); nothing is
  * left allocated. Readers check every length and count before use, so arbitrary bytes give
  * an error, never a crash; a gzip'd file may not expand past spec->max_bytes.
@@ -133,6 +137,10 @@ typedef struct dataset_spec {
     bool tab_labels;          /* lines are "label<TAB>text" */
     /* IMAGEFOLDER */
     int channels;             /* 0 (default) = as the first image, or 1 or 3 */
+    /* A label source only (label-only data changes, docs/jobs.md): the source must have
+     * labels, and CSV files (and NPY feature arrays of shape (n, 0)) may then have zero
+     * feature columns (dim 0). Default false. */
+    bool labels_only;
 } dataset_spec;
 
 typedef struct dataset {
@@ -177,7 +185,7 @@ void dataset_spec_init(dataset_spec *spec, dataset_format format, const char *pa
 
 /* Fills *spec from a reader-configuration object as REGISTER DATASET stores it (the
  * datasets.spec column): "labels" (path), "num_classes", "slice" {"start", "stop"},
- * "max_bytes"; CSV: "label_column" (name or integer index), "header" (true, false or
+ * "max_bytes", "labels_only" (a boolean); CSV: "label_column" (name or integer index), "header" (true, false or
  * "auto"), "delimiter" (one character), "skip_rows"; NPZ: "features_key", "labels_key";
  * TEXT: "tab_labels"; IMAGEFOLDER: "channels". An unknown key, a key of another format or a
  * value of the wrong type is an error. Strings stay owned by obj. */

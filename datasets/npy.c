@@ -369,7 +369,7 @@ static int from_arrays(ds_ctx *ctx, dataset *ds, const char *fpath, const npy_ar
                 return ds_fail(err, fpath, "array shape overflows");
     }
     for (unsigned i = 1; i < fa->ndim; i++)
-        if (fa->shape[i] == 0)
+        if (fa->shape[i] == 0 && !(spec->labels_only && fa->ndim == 2))
             return ds_fail(err, fpath, "dimension %u of the features array is 0", i);
     int32_t *all = NULL;
     if (la) {

@@ -1353,6 +1353,96 @@ static void test_spec_json(void **state)
     assert_string_equal(dataset_format_name(DATASET_NPZ), "npz");
 }
 
+/* ---- labels_only -------------------------------------------------------------------- */
+
+/* A label source for label-only changes: the label column alone is a dataset (dim 0) only
+ * with labels_only, and labels_only needs labels. */
+static void test_labels_only(void **state)
+{
+    (void)state;
+    write_str("labels.csv", "label\ncat\ndog\ncat\nbird\n");
+    dataset_spec spec;
+    dataset_spec_init(&spec, DATASET_CSV, tp("labels.csv"));
+    spec.header = DATASET_HEADER_YES;
+    expect_fail(&spec, tp("labels.csv"), "one column only", "labels_only", NULL);
+    spec.labels_only = true;
+    dataset *ds = load_ok(&spec);
+    assert_int_equal(ds->kind, DATASET_FEATURES);
+    assert_int_equal(ds->n, 4);
+    assert_int_equal(ds->dim, 0);
+    assert_non_null(ds->features);
+    assert_int_equal(ds->num_classes, 3);
+    assert_int_equal(ds->labels[0], 0);
+    assert_int_equal(ds->labels[1], 1);
+    assert_int_equal(ds->labels[3], 2);
+    assert_string_equal(ds->class_names[2], "bird");
+    dataset_free(ds);
+    /* a slice, integer labels, no header (auto: a lone label column is never a header) */
+    write_str("labels.csv", "3\n0\n1\n2\n");
+    dataset_spec_init(&spec, DATASET_CSV, tp("labels.csv"));
+    spec.labels_only = true;
+    spec.start = 1;
+    spec.stop = 3;
+    ds = load_ok(&spec);
+    assert_int_equal(ds->n, 2);
+    assert_int_equal(ds->total, 4);
+    assert_int_equal(ds->num_classes, 4);
+    assert_int_equal(ds->labels[0], 0);
+    assert_int_equal(ds->labels[1], 1);
+    dataset_info info;
+    char *err = NULL;
+    assert_int_equal(dataset_validate(&spec, &info, &err), 0);
+    assert_int_equal(info.size, 2);
+    assert_int_equal(info.dim, 0);
+    assert_true(info.has_labels);
+    dataset_free(ds);
+    /* labels_only with feature columns too is fine */
+    write_str("labels.csv", "x,y\n1.5,1\n2,0\n");
+    dataset_spec_init(&spec, DATASET_CSV, tp("labels.csv"));
+    spec.labels_only = true;
+    ds = load_ok(&spec);
+    assert_int_equal(ds->dim, 1);
+    assert_int_equal(ds->num_classes, 2);
+    dataset_free(ds);
+    /* labels_only without labels: an NPY array alone, a text file without labels */
+    const float f4[4] = {1, 2, 3, 4};
+    write_npy("nolabels.npy", "<f4", "(2, 2)", f4, sizeof f4);
+    dataset_spec_init(&spec, DATASET_NPY, tp("nolabels.npy"));
+    spec.labels_only = true;
+    expect_fail(&spec, tp("nolabels.npy"), "labels_only is set but the npy source has no labels",
+                NULL);
+    write_str("lines.txt", "a\nb\n");
+    dataset_spec_init(&spec, DATASET_TEXT, tp("lines.txt"));
+    spec.labels_only = true;
+    expect_fail(&spec, tp("lines.txt"), "has no labels", NULL);
+    /* NPY: (n, 0) features with labels, only with labels_only */
+    const int64_t l8[3] = {1, 0, 1};
+    write_npy("empty.npy", "<f4", "(3, 0)", NULL, 0);
+    write_npy("l8.npy", "<i8", "(3,)", l8, sizeof l8);
+    dataset_spec_init(&spec, DATASET_NPY, tp("empty.npy"));
+    spec.labels_path = tp("l8.npy");
+    expect_fail(&spec, tp("empty.npy"), "dimension 1 of the features array is 0", NULL);
+    spec.labels_only = true;
+    ds = load_ok(&spec);
+    assert_int_equal(ds->n, 3);
+    assert_int_equal(ds->dim, 0);
+    assert_int_equal(ds->num_classes, 2);
+    assert_int_equal(ds->labels[2], 1);
+    dataset_free(ds);
+    /* from JSON */
+    json_t *o = json_pack("{s:b, s:s}", "labels_only", 1, "label_column", "label");
+    assert_int_equal(dataset_spec_from_json(DATASET_CSV, "l.csv", o, &spec, &err), 0);
+    assert_true(spec.labels_only);
+    json_decref(o);
+    o = json_pack("{s:i}", "labels_only", 1);
+    assert_int_equal(dataset_spec_from_json(DATASET_IDX, "l", o, &spec, &err), -1);
+    assert_non_null(strstr(err, "'labels_only' must be true or false"));
+    free(err);
+    json_decref(o);
+    assert_int_equal(dataset_spec_from_json(DATASET_IDX, "l", NULL, &spec, &err), 0);
+    assert_false(spec.labels_only);
+}
+
 /* ---- arbitrary bytes ---------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x1234567;
@@ -1561,6 +1651,7 @@ int main(void)
         cmocka_unit_test(test_text_errors),
         cmocka_unit_test(test_validate),
         cmocka_unit_test(test_spec_json),
+        cmocka_unit_test(test_labels_only),
         cmocka_unit_test(test_arbitrary_bytes),
         cmocka_unit_test(test_fashion_mnist),
     };
