@@ -60,6 +60,8 @@ static json_t *column_names(const plan *p)
 
 json_t *exec_query(exec_ctx *ctx, const ast_node *query, exec_error *err)
 {
+    if (task_query_applies(query))
+        return exec_task_query(ctx, (const ast_select *)query, err);
     loaded_vars vars = {0};
     plan *p = exec_plan(ctx, query, &vars, err);
     json_t *rows = p ? exec_run_plan(ctx, p, NULL, err) : NULL;

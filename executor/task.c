@@ -1,0 +1,1368 @@
+/* Task-aware queries: SELECT … ORDER BY err … TRAINED ON … TESTED ON … CLASSIFIED BY … and
+ * RANK … BY "proxy". The candidate models come from the catalog part of the query (planned
+ * like any SELECT); every (model, dataset slice) becomes an embed job and every (model,
+ * proxy[, test dataset]) a proxy job (docs/jobs.md). Known results are looked up by hash,
+ * the rest are submitted to the queue; WAIT blocks until they are final, reporting progress.
+ * One ranking per proxy (and per test dataset for TESTED ON BENCHMARK without an
+ * aggregate), LIMIT applied to each. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/select.h>
+#include <time.h>
+
+#include "common/hash.h"
+#include "common/util.h"
+#include "executor/internal.h"
+#include "executor/workers/embed/embed.h"
+#include "executor/workers/proxy_job.h"
+#include "queue/queue.h"
+
+enum { EMBED_PRIORITY = 0, PROXY_PRIORITY = 10 };
+
+static const ast_pos no_pos = {0, 0, 0};
+
+/* ---- is it task-aware? ---------------------------------------------------------------- */
+
+static bool names_metric(const ast_node *key)
+{
+    if (key->kind == AST_FUNC) {
+        const ast_func *f = (const ast_func *)key;
+        return f->args && f->args->n == 1 && names_metric(f->args->items[0]);
+    }
+    if (key->kind != AST_COLUMN_REF)
+        return false;
+    const ast_column_ref *c = (const ast_column_ref *)key;
+    return c->nparts == 1 &&
+           (strcasecmp(c->parts[0].text, "err") == 0 || strcasecmp(c->parts[0].text, "acc") == 0);
+}
+
+static bool is_acc(const ast_node *key)
+{
+    if (key->kind == AST_FUNC)
+        return is_acc(((const ast_func *)key)->args->items[0]);
+    return strcasecmp(((const ast_column_ref *)key)->parts[0].text, "acc") == 0;
+}
+
+bool task_query_applies(const ast_node *query)
+{
+    if (!query || query->kind != AST_SELECT)
+        return false;
+    const ast_select *s = (const ast_select *)query;
+    if (s->trained_on || s->tested_on || s->classifiers || s->is_rank)
+        return true;
+    for (size_t i = 0; s->order_by && i < s->order_by->n; i++)
+        if (names_metric(((const ast_order_item *)s->order_by->items[i])->key))
+            return s->trained_on != NULL;
+    return false;
+}
+
+/* ---- proxies -------------------------------------------------------------------------- */
+
+typedef struct proxy_choice {
+    char *label;       /* as the user wrote it: "Euclidean NN", "linear(lr=0.01)" */
+    json_t *proxy;     /* canonical {"name", "params"} */
+    bool is_score;     /* err is a negated score (logme, hscore, leep): no acc */
+} proxy_choice;
+
+/* SHiFT's spellings and ours → a proxy_job name and the parameters written. */
+static const char *proxy_name_of(const char *written, json_t *params)
+{
+    char lower[64];
+    size_t n = 0;
+    for (const char *p = written; *p && n + 1 < sizeof lower; p++)
+        if (*p != ' ' && *p != '-' && *p != '_')
+            lower[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    lower[n] = '\0';
+    if (strcmp(lower, "euclideannn") == 0 || strcmp(lower, "nn") == 0 ||
+        strcmp(lower, "1nn") == 0 || strcmp(lower, "knn") == 0)
+        return "nn";
+    if (strcmp(lower, "cosinenn") == 0 || strcmp(lower, "cosine") == 0) {
+        json_object_set_new(params, "metric", json_string("cosine"));
+        return "nn";
+    }
+    if (strcmp(lower, "linear") == 0 || strcmp(lower, "linearprobe") == 0)
+        return "linear";
+    if (strcmp(lower, "logme") == 0)
+        return "logme";
+    if (strcmp(lower, "hscore") == 0)
+        return "hscore";
+    if (strcmp(lower, "leep") == 0)
+        return "leep";
+    return NULL;
+}
+
+static json_t *literal_json(const ast_node *v)
+{
+    if (v->kind == AST_COLUMN_REF) /* a bare word: metric=cosine */
+        return json_string(((const ast_column_ref *)v)->parts[0].text);
+    if (v->kind != AST_LITERAL)
+        return NULL;
+    const ast_literal *l = (const ast_literal *)v;
+    switch (l->type) {
+    case LIT_INT: return json_integer(l->ival);
+    case LIT_FLOAT: return json_real(l->fval);
+    case LIT_STRING: return json_stringn(l->str, l->len);
+    case LIT_BOOL: return json_boolean(l->bval);
+    default: return NULL;
+    }
+}
+
+/* Parameter aliases: SHiFT's Linear(learning_rate, num_epochs) and the short forms. */
+static const char *param_alias(const char *key)
+{
+    if (strcmp(key, "lr") == 0)
+        return "learning_rate";
+    if (strcmp(key, "epochs") == 0)
+        return "num_epochs";
+    return key;
+}
+
+static bool proxy_from_call(const ast_call *call, proxy_choice *out, exec_error *err)
+{
+    json_t *params = json_object();
+    const char *name = proxy_name_of(call->name.text, params);
+    if (!name) {
+        json_decref(params);
+        return exec_failb(err, 400, "semantic_error", call->h.pos,
+                          "unknown proxy \"%s\": use one of Euclidean NN, Cosine NN, Linear, "
+                          "nn, cosine_nn, knn(k=…), linear(lr=…, epochs=…), logme, hscore, leep",
+                          call->name.text);
+    }
+    for (size_t i = 0; call->params && i < call->params->n; i++) {
+        const ast_param *p = (const ast_param *)call->params->items[i];
+        json_t *v = literal_json(p->value);
+        if (!v) {
+            json_decref(params);
+            return exec_failb(err, 400, "semantic_error", p->h.pos,
+                              "parameter %s of %s: expected a number, string or boolean",
+                              p->key.text, call->name.text);
+        }
+        json_object_set_new(params, param_alias(p->key.text), v);
+    }
+    char *perr = NULL;
+    json_t *canon = proxy_job_canonical(name, params, &perr);
+    json_decref(params);
+    if (!canon) {
+        exec_failb(err, 400, "semantic_error", call->h.pos, "%s: %s", call->name.text,
+                   perr ? perr : "invalid parameters");
+        free(perr);
+        return false;
+    }
+    out->proxy = canon;
+    out->is_score = strcmp(name, "nn") != 0 && strcmp(name, "linear") != 0;
+    strbuf sb = {0};
+    strbuf_puts(&sb, call->name.text);
+    if (call->params && call->params->n) {
+        strbuf_putc(&sb, '(');
+        for (size_t i = 0; i < call->params->n; i++) {
+            const ast_param *p = (const ast_param *)call->params->items[i];
+            json_t *v = literal_json(p->value);
+            char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            strbuf_printf(&sb, "%s%s=%s", i ? ", " : "", p->key.text, text);
+            free(text);
+            json_decref(v);
+        }
+        strbuf_putc(&sb, ')');
+    }
+    out->label = strbuf_detach(&sb);
+    return true;
+}
+
+/* ---- datasets ------------------------------------------------------------------------- */
+
+/* A registered dataset as jobs name it (docs/jobs.md), with the slice resolved. */
+typedef struct dataset_use {
+    json_t *obj;            /* {"id","name","format","location","spec","digest","start","stop"} */
+    bool labels_only;
+    int64_t size;           /* examples in the slice; -1 unknown */
+} dataset_use;
+
+static bool is_file_format(const char *f)
+{
+    static const char *const formats[] = {"idx", "csv", "npy", "npz", "imagefolder", "text", NULL};
+    for (size_t i = 0; formats[i]; i++)
+        if (strcmp(formats[i], f) == 0)
+            return true;
+    return false;
+}
+
+static const char dataset_columns[] =
+    "SELECT id, name, format, location, spec, digest, slice_start, slice_stop, size, modality "
+    "FROM datasets ";
+
+static int64_t opt_int(const PGresult *res, int r, int c)
+{
+    return PQgetisnull(res, r, c) ? -1 : strtoll(PQgetvalue(res, r, c), NULL, 10);
+}
+
+/* One row of dataset_columns → a dataset_use with the query's slice on top of the
+ * registered one. */
+static bool dataset_from_row(const PGresult *res, int r, const ast_dataset_ref *ref,
+                             dataset_use *out, char **modality, exec_error *err)
+{
+    const char *name = PQgetvalue(res, r, 1), *format = PQgetvalue(res, r, 2);
+    ast_pos pos = ref ? ref->h.pos : no_pos;
+    if (!is_file_format(format))
+        return exec_failb(err, 422, "validation_error", pos,
+                          "dataset \"%s\" has format %s, a catalogue entry rankql cannot read; "
+                          "register a file (idx, csv, npy, npz, imagefolder, text) to rank on it",
+                          name, format);
+    json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
+    if (!spec)
+        spec = json_object();
+    int64_t reg_start = opt_int(res, r, 6), reg_stop = opt_int(res, r, 7);
+    json_t *slice = json_object_get(spec, "slice");
+    if (json_is_object(slice)) { /* a slice kept in the spec counts like the columns */
+        if (reg_start < 0 && json_is_integer(json_object_get(slice, "start")))
+            reg_start = json_integer_value(json_object_get(slice, "start"));
+        if (reg_stop < 0 && json_is_integer(json_object_get(slice, "stop")))
+            reg_stop = json_integer_value(json_object_get(slice, "stop"));
+    }
+    json_object_del(spec, "slice");
+    int64_t size = opt_int(res, r, 8);
+    int64_t start = reg_start < 0 ? 0 : reg_start, stop = reg_stop;
+    if (ref && ref->has_slice) {
+        if (ref->has_slice_start)
+            start += ref->slice_start;
+        if (ref->has_slice_stop) {
+            int64_t q = (reg_start < 0 ? 0 : reg_start) + ref->slice_stop;
+            stop = stop < 0 || q < stop ? q : stop;
+        }
+        if (ref->has_slice_start && size >= 0 && ref->slice_start > size) {
+            json_decref(spec);
+            return exec_failb(err, 400, "semantic_error", pos,
+                              "slice [%lld:…] of \"%s\" starts past its %lld examples",
+                              (long long)ref->slice_start, name, (long long)size);
+        }
+        if (size >= 0) {
+            int64_t a = ref->has_slice_start ? ref->slice_start : 0;
+            int64_t b = ref->has_slice_stop && ref->slice_stop < size ? ref->slice_stop : size;
+            size = b > a ? b - a : 0;
+        }
+    }
+    out->labels_only = json_is_true(json_object_get(spec, "labels_only"));
+    out->size = size;
+    out->obj = json_pack("{s:I, s:s, s:s, s:s?, s:o, s:s?, s:I, s:o}", "id",
+                         (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "name", name,
+                         "format", format, "location",
+                         PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3), "spec", spec,
+                         "digest", PQgetisnull(res, r, 5) ? NULL : PQgetvalue(res, r, 5),
+                         "start", (json_int_t)start, "stop",
+                         stop < 0 ? json_null() : json_integer(stop));
+    if (modality && !PQgetisnull(res, r, 9) && !*modality)
+        *modality = xstrdup(PQgetvalue(res, r, 9));
+    return true;
+}
+
+typedef struct dataset_list {
+    size_t n, cap;
+    dataset_use *items;
+} dataset_list;
+
+static void dataset_list_add(dataset_list *l, dataset_use u)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 4;
+        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
+    }
+    l->items[l->n++] = u;
+}
+
+static void dataset_list_free(dataset_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        json_decref(l->items[i].obj);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+/* A name in TRAINED ON / TESTED ON: a registered dataset, or a session variable holding
+ * datasets (all of them, in its order). */
+static bool resolve_dataset(exec_ctx *ctx, const ast_dataset_ref *ref, dataset_list *out,
+                            char **modality, exec_error *err)
+{
+    const char *name = ref->name.text;
+    const char *params[] = {name};
+    PGresult *res = exec_sql(ctx, "SELECT id, name, format, location, spec, digest, slice_start, "
+                                  "slice_stop, size, modality FROM datasets WHERE name = $1",
+                             1, params, err);
+    if (!res)
+        return false;
+    if (PQntuples(res) == 1) {
+        dataset_use u;
+        bool ok = dataset_from_row(res, 0, ref, &u, modality, err);
+        PQclear(res);
+        if (ok)
+            dataset_list_add(out, u);
+        return ok;
+    }
+    PQclear(res);
+    bool failed;
+    json_t *var = var_fetch(ctx, name, err, &failed);
+    if (failed)
+        return false;
+    const char *table = json_string_value(json_object_get(var, "table"));
+    if (!var || !table || (strcmp(table, "datasets") != 0 && strcmp(table, "readers") != 0)) {
+        json_decref(var);
+        return exec_failb(err, 404, "not_found", ref->h.pos,
+                          "no dataset named \"%s\" (REGISTER DATASET it, or DECLARE a variable "
+                          "of datasets)",
+                          name);
+    }
+    if (ref->changes || ref->has_slice) {
+        json_decref(var);
+        return exec_failb(err, 400, "semantic_error", ref->h.pos,
+                          "\"%s\" is a variable of several datasets: slices and CHANGE apply to "
+                          "one dataset",
+                          name);
+    }
+    char *ids = json_dumps(json_object_get(var, "ids"), JSON_COMPACT);
+    json_decref(var);
+    const char *p2[] = {ids};
+    char *sql = xasprintf("%sWHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
+                          "ORDER BY array_position(translate($1, '[]', '{}')::bigint[], id)",
+                          dataset_columns);
+    res = exec_sql(ctx, sql, 1, p2, err);
+    free(sql);
+    free(ids);
+    if (!res)
+        return false;
+    bool ok = PQntuples(res) > 0 ||
+              exec_failb(err, 404, "not_found", ref->h.pos,
+                         "variable \"%s\" holds no datasets that still exist", name);
+    for (int r = 0; ok && r < PQntuples(res); r++) {
+        dataset_use u;
+        ok = dataset_from_row(res, r, NULL, &u, modality, err);
+        if (ok)
+            dataset_list_add(out, u);
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* ---- parts: a dataset with its mutations ---------------------------------------------- */
+
+typedef struct change_use {
+    dataset_use target;
+    json_t *base, *other;   /* arrays of indices */
+} change_use;
+
+typedef struct part {
+    dataset_use data;
+    size_t nchanges;
+    change_use *changes;
+} part;
+
+typedef struct part_list {
+    size_t n, cap;
+    part *items;
+} part_list;
+
+static void part_list_free(part_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        json_decref(l->items[i].data.obj);
+        for (size_t c = 0; c < l->items[i].nchanges; c++) {
+            json_decref(l->items[i].changes[c].target.obj);
+            json_decref(l->items[i].changes[c].base);
+            json_decref(l->items[i].changes[c].other);
+        }
+        free(l->items[i].changes);
+    }
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+static json_t *index_array(const ast_int_list *l)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < l->n; i++)
+        json_array_append_new(a, json_integer(l->v[i]));
+    return a;
+}
+
+static bool check_indices(const ast_int_list *l, const char *what, exec_error *err)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        if (l->v[i] < 0)
+            return exec_failb(err, 400, "semantic_error", l->pos,
+                              "CHANGE %s indices must be non-negative (found %lld)", what,
+                              (long long)l->v[i]);
+        if (i > 0 && l->v[i] <= l->v[i - 1])
+            return exec_failb(err, 400, "semantic_error", l->pos,
+                              "CHANGE %s indices must be strictly increasing (%lld after %lld)",
+                              what, (long long)l->v[i], (long long)l->v[i - 1]);
+    }
+    return true;
+}
+
+static bool resolve_changes(exec_ctx *ctx, const ast_dataset_ref *ref, part *p, exec_error *err)
+{
+    for (size_t i = 0; ref->changes && i < ref->changes->n; i++) {
+        const ast_change *c = (const ast_change *)ref->changes->items[i];
+        const ast_int_list *other = c->has_target_indices ? &c->target_indices : &c->base_indices;
+        if (!check_indices(&c->base_indices, "base", err) || !check_indices(other, "target", err))
+            return false;
+        if (other->n != c->base_indices.n)
+            return exec_failb(err, 400, "semantic_error", c->h.pos,
+                              "CHANGE lists %zu base indices but %zu target indices",
+                              c->base_indices.n, other->n);
+        for (size_t k = 0; p->data.size >= 0 && k < c->base_indices.n; k++)
+            if (c->base_indices.v[k] >= p->data.size)
+                return exec_failb(err, 400, "semantic_error", c->base_indices.pos,
+                                  "CHANGE index %lld is past the %lld examples of \"%s\"",
+                                  (long long)c->base_indices.v[k], (long long)p->data.size,
+                                  ref->name.text);
+        dataset_list target = {0};
+        if (!resolve_dataset(ctx, c->target, &target, NULL, err)) {
+            dataset_list_free(&target);
+            return false;
+        }
+        if (target.n != 1) {
+            dataset_list_free(&target);
+            return exec_failb(err, 400, "semantic_error", c->target->h.pos,
+                              "a CHANGE target must be one dataset");
+        }
+        p->changes = xrealloc(p->changes, (p->nchanges + 1) * sizeof *p->changes);
+        p->changes[p->nchanges++] = (change_use){target.items[0], index_array(&c->base_indices),
+                                                 index_array(other)};
+        free(target.items);
+    }
+    return true;
+}
+
+static bool resolve_parts(exec_ctx *ctx, const ast_list *refs, part_list *out, char **modality,
+                          exec_error *err)
+{
+    for (size_t i = 0; refs && i < refs->n; i++) {
+        const ast_dataset_ref *ref = (const ast_dataset_ref *)refs->items[i];
+        dataset_list l = {0};
+        if (!resolve_dataset(ctx, ref, &l, modality, err)) {
+            dataset_list_free(&l);
+            return false;
+        }
+        for (size_t k = 0; k < l.n; k++) {
+            if (out->n == out->cap) {
+                out->cap = out->cap ? 2 * out->cap : 4;
+                out->items = xrealloc(out->items, out->cap * sizeof *out->items);
+            }
+            part *p = &out->items[out->n++];
+            memset(p, 0, sizeof *p);
+            p->data = l.items[k];
+            if (p->data.labels_only) {
+                free(l.items);
+                return exec_failb(err, 400, "semantic_error", ref->h.pos,
+                                  "dataset \"%s\" holds only labels: use it as a CHANGE target",
+                                  ref->name.text);
+            }
+            if (k == 0 && !resolve_changes(ctx, ref, p, err)) {
+                free(l.items);
+                return false;
+            }
+        }
+        free(l.items);
+    }
+    return true;
+}
+
+/* ---- models --------------------------------------------------------------------------- */
+
+typedef struct model_use {
+    int64_t id;
+    char *name;
+    json_t *obj;          /* {"id","name","runner","modality","spec","batch_size"} */
+    json_t *cells;        /* the user's select-list values */
+    bool needs_fit;
+} model_use;
+
+typedef struct model_list {
+    size_t n;
+    model_use *items;
+    json_t *columns;      /* the user's select-list names */
+} model_list;
+
+static void model_list_free(model_list *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        free(l->items[i].name);
+        json_decref(l->items[i].obj);
+        json_decref(l->items[i].cells);
+    }
+    free(l->items);
+    json_decref(l->columns);
+    memset(l, 0, sizeof *l);
+}
+
+static bool runner_can_embed(const char *runner)
+{
+    return strcmp(runner, "builtin") == 0 || strcmp(runner, "onnx") == 0 ||
+           strcmp(runner, "exec") == 0 || strcmp(runner, "noop") == 0;
+}
+
+/* The select list without err/acc/proxy (they are added by the ranking). */
+static ast_list *catalog_columns(arena *a, const ast_list *cols)
+{
+    ast_list *out = NULL;
+    for (size_t i = 0; cols && i < cols->n; i++) {
+        const ast_column *c = (const ast_column *)cols->items[i];
+        if (c->expr->kind == AST_COLUMN_REF && names_metric(c->expr))
+            continue;
+        if (c->expr->kind == AST_COLUMN_REF &&
+            ((const ast_column_ref *)c->expr)->nparts == 1 &&
+            (strcasecmp(((const ast_column_ref *)c->expr)->parts[0].text, "proxy") == 0 ||
+             strcasecmp(((const ast_column_ref *)c->expr)->parts[0].text, "classifier") == 0))
+            continue;
+        out = ast_list_append(a, out, cols->items[i]);
+    }
+    if (!out) { /* SELECT err FROM … : name the models */
+        ast_column *c = AST_NEW(a, ast_column, AST_COLUMN, no_pos);
+        ast_column_ref *r = AST_NEW(a, ast_column_ref, AST_COLUMN_REF, no_pos);
+        r->nparts = 1;
+        r->parts = arena_alloc(a, sizeof *r->parts);
+        r->parts[0].text = "name";
+        c->expr = &r->h;
+        out = ast_list_append(a, out, &c->h);
+    }
+    return out;
+}
+
+/* Plans and runs the catalog part of s (FROM, WHERE, OTHER THAN, the select list). */
+static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_modality,
+                        model_list *out, json_t *result, exec_error *err)
+{
+    arena *a = arena_new();
+    ast_select *c = AST_NEW(a, ast_select, AST_SELECT, s->h.pos);
+    c->columns = catalog_columns(a, s->columns);
+    c->from = s->from;
+    c->where = s->where;
+    c->other_than = s->other_than;
+    loaded_vars vars = {0};
+    plan *p = exec_plan(ctx, &c->h, &vars, err);
+    json_t *ids = NULL;
+    json_t *rows = p ? exec_run_plan(ctx, p, &ids, err) : NULL;
+    bool ok = rows != NULL;
+    if (ok && p->entity != ENTITY_MODELS)
+        ok = exec_failb(err, 400, "semantic_error", s->h.pos,
+                        "a ranking needs models: FROM %s holds %s", s->from.text,
+                        planner_entity_name(p->entity));
+    if (ok && !p->has_id)
+        ok = exec_failb(err, 400, "semantic_error", s->h.pos,
+                        "SELECT DISTINCT cannot be ranked: drop DISTINCT");
+    if (ok) {
+        out->columns = json_array();
+        for (size_t i = 0; i < p->ncolumns; i++)
+            json_array_append_new(out->columns, json_string(p->columns[i]));
+        for (size_t i = 0; i < p->nnotices; i++)
+            result_notice(result, "%s", p->notices[i]);
+    }
+    char *idtext = ok ? json_dumps(ids, JSON_COMPACT) : NULL;
+    PGresult *res = NULL;
+    if (ok) {
+        const char *params[] = {idtext};
+        res = exec_sql(ctx,
+                       "SELECT id, name, runner, modality, spec, batch_size FROM models "
+                       "WHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
+                       "ORDER BY array_position(translate($1, '[]', '{}')::bigint[], id)",
+                       1, params, err);
+        ok = res != NULL;
+    }
+    size_t skipped_runner = 0, skipped_modality = 0;
+    char skipped_runner_name[32] = "";
+    if (ok) {
+        out->items = xcalloc((size_t)PQntuples(res) + 1, sizeof *out->items);
+        for (int r = 0; r < PQntuples(res); r++) {
+            const char *runner = PQgetvalue(res, r, 2), *modality = PQgetvalue(res, r, 3);
+            if (!runner_can_embed(runner)) {
+                if (!skipped_runner++)
+                    snprintf(skipped_runner_name, sizeof skipped_runner_name, "%s", runner);
+                continue;
+            }
+            if (data_modality && strcmp(modality, data_modality) != 0) {
+                skipped_modality++;
+                continue;
+            }
+            model_use *m = &out->items[out->n++];
+            m->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+            m->name = xstrdup(PQgetvalue(res, r, 1));
+            json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
+            m->obj = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)m->id, "name",
+                               m->name, "runner", runner, "modality", modality, "spec",
+                               spec ? spec : json_object(), "batch_size",
+                               PQgetisnull(res, r, 5)
+                                   ? json_null()
+                                   : json_integer(strtoll(PQgetvalue(res, r, 5), NULL, 10)));
+            embed_spec es;
+            char *eerr = NULL;
+            m->needs_fit = strcmp(runner, "builtin") == 0 &&
+                           embed_spec_from_json(spec, &es, &eerr) == 0 && embed_needs_fit(&es);
+            free(eerr);
+            /* The catalog row of this id (rows are in the same order as ids). */
+            for (size_t k = 0; k < json_array_size(ids); k++)
+                if (json_integer_value(json_array_get(ids, k)) == m->id) {
+                    m->cells = json_incref(json_array_get(rows, k));
+                    break;
+                }
+        }
+    }
+    if (skipped_runner)
+        result_notice(result,
+                      "%zu model%s skipped: runner %s%s cannot embed on this server (builtin, "
+                      "onnx, exec and noop can)",
+                      skipped_runner, skipped_runner == 1 ? "" : "s", skipped_runner_name,
+                      skipped_runner > 1 ? " and others" : "");
+    if (skipped_modality)
+        result_notice(result, "%zu model%s skipped: not %s models", skipped_modality,
+                      skipped_modality == 1 ? "" : "s", data_modality);
+    PQclear(res);
+    free(idtext);
+    json_decref(ids);
+    json_decref(rows);
+    plan_free(p);
+    vars_free(&vars);
+    arena_free(a);
+    return ok;
+}
+
+/* ---- jobs ----------------------------------------------------------------------------- */
+
+/* The distinct jobs of one query, in submission order. */
+typedef struct job_ref {
+    char hash[HASH_HEX_LEN + 1];
+    const char *kind;
+    json_t *payload;
+    size_t *deps;           /* indices of embed jobs this one waits for */
+    size_t ndeps;
+    bool cached;            /* its result exists */
+    int64_t id;             /* once submitted */
+} job_ref;
+
+typedef struct job_set {
+    size_t n, cap;
+    job_ref *items;
+} job_set;
+
+static void job_set_free(job_set *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        json_decref(s->items[i].payload);
+        free(s->items[i].deps);
+    }
+    free(s->items);
+    memset(s, 0, sizeof *s);
+}
+
+/* Adds a job (or finds it); returns its index. Steals payload. */
+static size_t job_set_add(job_set *s, const char *kind, json_t *payload)
+{
+    char hash[HASH_HEX_LEN + 1];
+    queue_job_hash(kind, payload, hash);
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].hash, hash) == 0) {
+            json_decref(payload);
+            return i;
+        }
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->items = xrealloc(s->items, s->cap * sizeof *s->items);
+    }
+    job_ref *j = &s->items[s->n];
+    memset(j, 0, sizeof *j);
+    memcpy(j->hash, hash, sizeof hash);
+    j->kind = kind;
+    j->payload = payload;
+    return s->n++;
+}
+
+static void job_add_dep(job_set *s, size_t job, size_t dep)
+{
+    job_ref *j = &s->items[job];
+    for (size_t i = 0; i < j->ndeps; i++)
+        if (j->deps[i] == dep)
+            return;
+    j->deps = xrealloc(j->deps, (j->ndeps + 1) * sizeof *j->deps);
+    j->deps[j->ndeps++] = dep;
+}
+
+static size_t embed_job(job_set *s, const model_use *m, const dataset_use *d, const json_t *fit)
+{
+    json_t *payload = json_pack("{s:O, s:O, s:O}", "model", m->obj, "dataset", d->obj, "fit",
+                                m->needs_fit && fit ? fit : json_null());
+    return job_set_add(s, "embed", payload);
+}
+
+/* The parts of train or test for one model, as a proxy payload names them; embed jobs are
+ * added to s and recorded as dependencies of *deps. */
+static json_t *parts_payload(job_set *s, const model_use *m, const part *parts, size_t nparts,
+                             const json_t *fit, size_t **deps, size_t *ndeps)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < nparts; i++) {
+        const part *p = &parts[i];
+        size_t e = embed_job(s, m, &p->data, fit);
+        *deps = xrealloc(*deps, (*ndeps + 1 + p->nchanges) * sizeof **deps);
+        (*deps)[(*ndeps)++] = e;
+        json_t *changes = json_array();
+        for (size_t c = 0; c < p->nchanges; c++) {
+            const change_use *cu = &p->changes[c];
+            if (cu->target.labels_only) {
+                json_array_append_new(changes, json_pack("{s:O, s:O, s:O}", "labels_from",
+                                                         cu->target.obj, "base", cu->base,
+                                                         "other", cu->other));
+            } else {
+                size_t t = embed_job(s, m, &cu->target, fit);
+                (*deps)[(*ndeps)++] = t;
+                json_array_append_new(changes, json_pack("{s:s, s:O, s:O}", "features",
+                                                         s->items[t].hash, "base", cu->base,
+                                                         "other", cu->other));
+            }
+        }
+        json_array_append_new(arr, json_pack("{s:s, s:o}", "features", s->items[e].hash,
+                                             "changes", changes));
+    }
+    return arr;
+}
+
+/* One cell of the result grid: model × proxy × test group. */
+typedef struct cell_ref {
+    size_t model, proxy, group;
+    size_t job;               /* index of the proxy job */
+} cell_ref;
+
+/* Which of the hashes have rows in table: marks cached. */
+static bool mark_cached(exec_ctx *ctx, job_set *s, const char *kind, const char *table,
+                        exec_error *err)
+{
+    json_t *hashes = json_array();
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].kind, kind) == 0)
+            json_array_append_new(hashes, json_string(s->items[i].hash));
+    if (json_array_size(hashes) == 0) {
+        json_decref(hashes);
+        return true;
+    }
+    char *text = json_dumps(hashes, JSON_COMPACT);
+    json_decref(hashes);
+    char *sql = xasprintf("SELECT hash FROM %s WHERE hash = ANY (SELECT jsonb_array_elements_text"
+                          "($1::jsonb))",
+                          table);
+    const char *params[] = {text};
+    PGresult *res = exec_sql(ctx, sql, 1, params, err);
+    free(sql);
+    free(text);
+    if (!res)
+        return false;
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < s->n; i++)
+            if (strcmp(s->items[i].hash, PQgetvalue(res, r, 0)) == 0)
+                s->items[i].cached = true;
+    PQclear(res);
+    return true;
+}
+
+/* A job row marked done whose result row is gone (PURGE) would never run again: put it
+ * back in the queue. */
+static bool requeue_if_stale(exec_ctx *ctx, int64_t id, exec_error *err)
+{
+    char idtext[32];
+    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
+    const char *params[] = {idtext};
+    return exec_cmd(ctx,
+                    "UPDATE jobs SET status = 'queued', attempts = 0, result = NULL, error = NULL, "
+                    "finished_at = NULL, started_at = NULL, progress = 0, progress_note = NULL, "
+                    "run_after = now() WHERE id = $1 AND status = 'done'",
+                    1, params, err) >= 0;
+}
+
+/* Submits every job whose result is not cached (embed jobs first, so proxy jobs can name
+ * them as dependencies). Returns the number submitted, or -1. */
+static long submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err)
+{
+    long submitted = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *kind = pass == 0 ? "embed" : "proxy";
+        for (size_t i = 0; i < s->n; i++) {
+            job_ref *j = &s->items[i];
+            if (strcmp(j->kind, kind) != 0 || j->cached)
+                continue;
+            int64_t deps[64];
+            size_t nd = 0;
+            for (size_t k = 0; k < j->ndeps && nd < 64; k++)
+                if (!s->items[j->deps[k]].cached)
+                    deps[nd++] = s->items[j->deps[k]].id;
+            char status[QUEUE_KIND_MAX];
+            char *qerr = NULL;
+            if (queue_submit(ctx->conn, kind, j->payload, deps, nd,
+                             pass == 0 ? EMBED_PRIORITY : PROXY_PRIORITY, &j->id, status,
+                             &qerr) != 0) {
+                exec_fail(err, 503, "database_error", no_pos, "cannot submit a job: %s",
+                          qerr ? qerr : "unknown error");
+                free(qerr);
+                return -1;
+            }
+            if (strcmp(status, "done") == 0 && !requeue_if_stale(ctx, j->id, err))
+                return -1;
+            submitted++;
+        }
+    }
+    return submitted;
+}
+
+/* ---- WAIT ----------------------------------------------------------------------------- */
+
+typedef struct job_counts {
+    long total, done, failed, running, queued;
+    double running_progress;
+} job_counts;
+
+static char *submitted_ids(const job_set *s)
+{
+    strbuf sb = {0};
+    strbuf_putc(&sb, '{');
+    bool first = true;
+    for (size_t i = 0; i < s->n; i++)
+        if (!s->items[i].cached) {
+            strbuf_printf(&sb, "%s%lld", first ? "" : ",", (long long)s->items[i].id);
+            first = false;
+        }
+    strbuf_putc(&sb, '}');
+    return strbuf_detach(&sb);
+}
+
+static bool count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *err)
+{
+    const char *params[] = {ids};
+    PGresult *res = exec_sql(ctx,
+                             "SELECT status, count(*), coalesce(sum(progress), 0) FROM jobs "
+                             "WHERE id = ANY ($1::bigint[]) GROUP BY status",
+                             1, params, err);
+    if (!res)
+        return false;
+    memset(c, 0, sizeof *c);
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *st = PQgetvalue(res, r, 0);
+        long n = strtol(PQgetvalue(res, r, 1), NULL, 10);
+        c->total += n;
+        if (strcmp(st, "done") == 0)
+            c->done += n;
+        else if (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0)
+            c->failed += n;
+        else if (strcmp(st, "running") == 0) {
+            c->running += n;
+            c->running_progress = strtod(PQgetvalue(res, r, 2), NULL);
+        } else
+            c->queued += n;
+    }
+    PQclear(res);
+    return true;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report_progress(exec_ctx *ctx, const job_counts *c, double elapsed)
+{
+    if (!ctx->on_progress)
+        return;
+    double fraction = c->total ? ((double)(c->done + c->failed) + c->running_progress) /
+                                     (double)c->total
+                               : 1.0;
+    if (fraction > 1)
+        fraction = 1;
+    json_t *eta = fraction > 0.02 && fraction < 1 ? json_real(elapsed * (1 - fraction) / fraction)
+                                                  : (fraction >= 1 ? json_real(0) : json_null());
+    json_t *ev = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:o}", "type", "progress",
+                           "jobs_total", (json_int_t)c->total, "jobs_done", (json_int_t)c->done,
+                           "jobs_running", (json_int_t)c->running, "jobs_failed",
+                           (json_int_t)c->failed, "fraction", fraction, "elapsed_seconds",
+                           elapsed, "eta_seconds", eta);
+    ctx->on_progress(ctx->progress_arg, ev);
+    json_decref(ev);
+}
+
+/* Waits for a notification on the connection, at most timeout seconds. */
+static void wait_notify(PGconn *conn, double timeout)
+{
+    int sock = PQsocket(conn);
+    if (sock < 0)
+        return;
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(sock, &fds);
+    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+    if (select(sock + 1, &fds, NULL, NULL, &tv) > 0) {
+        PQconsumeInput(conn);
+        PGnotify *n;
+        while ((n = PQnotifies(conn)) != NULL)
+            PQfreemem(n);
+    }
+}
+
+typedef enum wait_end { WAIT_DONE, WAIT_TIMEOUT, WAIT_CANCELLED, WAIT_ERROR } wait_end;
+
+static wait_end wait_for_jobs(exec_ctx *ctx, const job_set *s, exec_error *err, double *elapsed)
+{
+    char *ids = submitted_ids(s);
+    double start = now_seconds();
+    wait_end end = WAIT_ERROR;
+    if (exec_cmd(ctx, "LISTEN rankql_job_events", 0, NULL, err) < 0)
+        goto out;
+    for (;;) {
+        job_counts c;
+        if (!count_jobs(ctx, ids, &c, err))
+            break;
+        *elapsed = now_seconds() - start;
+        report_progress(ctx, &c, *elapsed);
+        if (c.queued == 0 && c.running == 0) {
+            end = WAIT_DONE;
+            break;
+        }
+        if (ctx->cancelled && *ctx->cancelled) {
+            end = WAIT_CANCELLED;
+            break;
+        }
+        if (ctx->wait_timeout_seconds > 0 && *elapsed >= ctx->wait_timeout_seconds) {
+            end = WAIT_TIMEOUT;
+            break;
+        }
+        /* Notifications wake us at once; the timeout bounds how stale the progress of a
+         * running job (heart-beaten, not notified per step) gets. */
+        wait_notify(ctx->conn, 0.5);
+    }
+    exec_error ignore;
+    exec_cmd(ctx, "UNLISTEN *", 0, NULL, &ignore);
+out:
+    free(ids);
+    return end;
+}
+
+/* ---- results -------------------------------------------------------------------------- */
+
+typedef struct cell_value {
+    bool known;
+    double err;
+    char *error;             /* the job failed: why */
+} cell_value;
+
+static bool load_values(exec_ctx *ctx, const job_set *s, const cell_ref *cells, size_t ncells,
+                        cell_value *values, exec_error *err)
+{
+    json_t *hashes = json_array();
+    for (size_t i = 0; i < ncells; i++)
+        json_array_append_new(hashes, json_string(s->items[cells[i].job].hash));
+    char *text = json_dumps(hashes, JSON_COMPACT);
+    json_decref(hashes);
+    const char *params[] = {text};
+    PGresult *res = exec_sql(ctx,
+                             "SELECT h, r.err, j.status, j.error FROM "
+                             "jsonb_array_elements_text($1::jsonb) AS h "
+                             "LEFT JOIN proxy_results r ON r.hash = h "
+                             "LEFT JOIN jobs j ON j.hash = h",
+                             1, params, err);
+    free(text);
+    if (!res)
+        return false;
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *h = PQgetvalue(res, r, 0);
+        for (size_t i = 0; i < ncells; i++) {
+            if (strcmp(s->items[cells[i].job].hash, h) != 0)
+                continue;
+            if (!PQgetisnull(res, r, 1)) {
+                values[i].known = true;
+                values[i].err = strtod(PQgetvalue(res, r, 1), NULL);
+            } else if (!PQgetisnull(res, r, 2) &&
+                       (strcmp(PQgetvalue(res, r, 2), "failed") == 0 ||
+                        strcmp(PQgetvalue(res, r, 2), "cancelled") == 0) &&
+                       !values[i].error) {
+                values[i].error = xstrdup(PQgetisnull(res, r, 3) ? PQgetvalue(res, r, 2)
+                                                                 : PQgetvalue(res, r, 3));
+            }
+        }
+    }
+    PQclear(res);
+    return true;
+}
+
+typedef struct sort_spec {
+    bool ascending_err;     /* best first when true */
+    bool has_aggregate;
+    char aggregate[8];      /* AVG, SUM, MIN, MAX */
+} sort_spec;
+
+static bool order_spec(const ast_select *s, sort_spec *out, exec_error *err)
+{
+    out->ascending_err = true;
+    out->has_aggregate = false;
+    for (size_t i = 0; s->order_by && i < s->order_by->n; i++) {
+        const ast_order_item *o = (const ast_order_item *)s->order_by->items[i];
+        if (!names_metric(o->key))
+            return exec_failb(err, 400, "semantic_error", o->key->pos,
+                              "a ranking is ordered by err or acc (or AVG/SUM/MIN/MAX of them "
+                              "with TESTED ON BENCHMARK); other keys are not supported here");
+        bool acc = is_acc(o->key);
+        out->ascending_err = acc ? (o->explicit_direction ? o->desc : true) : !o->desc;
+        if (o->key->kind == AST_FUNC) {
+            const char *f = ((const ast_func *)o->key)->name;
+            if (strcasecmp(f, "AVG") && strcasecmp(f, "SUM") && strcasecmp(f, "MIN") &&
+                strcasecmp(f, "MAX"))
+                return exec_failb(err, 400, "semantic_error", o->key->pos,
+                                  "%s(err) is not an aggregate: use AVG, SUM, MIN or MAX", f);
+            if (s->tested_kind != TESTED_BENCHMARK)
+                return exec_failb(err, 400, "semantic_error", o->key->pos,
+                                  "%s(err) aggregates over datasets: it needs TESTED ON BENCHMARK",
+                                  f);
+            out->has_aggregate = true;
+            snprintf(out->aggregate, sizeof out->aggregate, "%s", f);
+            for (char *p = out->aggregate; *p; p++)
+                *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+        }
+    }
+    return true;
+}
+
+typedef struct ranked {
+    size_t model;
+    double err;
+    const char *name;
+} ranked;
+
+static bool ascending_sort;
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->err != y->err)
+        return (x->err < y->err) == ascending_sort ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static double aggregate(const char *f, const double *v, size_t n)
+{
+    double acc = strcmp(f, "MIN") == 0 ? INFINITY : strcmp(f, "MAX") == 0 ? -INFINITY : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(f, "MIN") == 0)
+            acc = v[i] < acc ? v[i] : acc;
+        else if (strcmp(f, "MAX") == 0)
+            acc = v[i] > acc ? v[i] : acc;
+        else
+            acc += v[i];
+    }
+    return strcmp(f, "AVG") == 0 && n ? acc / (double)n : acc;
+}
+
+/* ---- the query ------------------------------------------------------------------------ */
+
+typedef struct task {
+    const ast_select *s;
+    size_t nproxies;
+    proxy_choice *proxies;
+    part_list train, test;
+    char *modality;
+    model_list models;
+    job_set jobs;
+    size_t ncells;
+    cell_ref *cells;
+    size_t ngroups;           /* test groups: 1, or one per test dataset for BENCHMARK */
+    sort_spec sort;
+} task;
+
+static void task_free(task *t)
+{
+    for (size_t i = 0; i < t->nproxies; i++) {
+        free(t->proxies[i].label);
+        json_decref(t->proxies[i].proxy);
+    }
+    free(t->proxies);
+    part_list_free(&t->train);
+    part_list_free(&t->test);
+    free(t->modality);
+    model_list_free(&t->models);
+    job_set_free(&t->jobs);
+    free(t->cells);
+}
+
+static bool choose_proxies(task *t, json_t *result, exec_error *err)
+{
+    const ast_select *s = t->s;
+    if (s->is_rank && s->classifiers)
+        return exec_failb(err, 400, "semantic_error", s->classifiers->items[0]->pos,
+                          "RANK … BY names the proxy: drop CLASSIFIED BY");
+    size_t n = s->is_rank ? 1 : s->classifiers ? s->classifiers->n : 1;
+    t->proxies = xcalloc(n, sizeof *t->proxies);
+    if (s->is_rank) {
+        json_t *dummy = json_object();
+        bool known = proxy_name_of(s->strategy->name.text, dummy) != NULL;
+        json_decref(dummy);
+        if (!known)
+            return exec_failb(err, 501, "not_implemented", s->strategy->h.pos,
+                              "strategy \"%s\" is not implemented yet: RANK … BY takes a proxy "
+                              "(nn, cosine_nn, linear, logme, hscore, leep) for now",
+                              s->strategy->name.text);
+        if (!proxy_from_call(s->strategy, &t->proxies[0], err))
+            return false;
+        t->nproxies = 1;
+        return true;
+    }
+    if (!s->classifiers) {
+        ast_call def = {.h = {AST_CALL, s->h.pos, 0}, .name = {"Euclidean NN", s->h.pos, true}};
+        result_notice(result, "no CLASSIFIED BY: ranking by \"Euclidean NN\" (1-NN error)");
+        if (!proxy_from_call(&def, &t->proxies[0], err))
+            return false;
+        t->nproxies = 1;
+        return true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!proxy_from_call((const ast_call *)s->classifiers->items[i], &t->proxies[i], err))
+            return false;
+        t->nproxies++;
+    }
+    return true;
+}
+
+static bool check_clauses(const ast_select *s, exec_error *err)
+{
+    if (s->chunk.present || s->budget.present)
+        return exec_failb(err, 501, "not_implemented", s->chunk.present ? s->chunk.pos : s->budget.pos,
+                          "CHUNK/BUDGET (successive halving) is not implemented yet: drop them "
+                          "to rank every model on the whole data");
+    if (!s->trained_on)
+        return exec_failb(err, 400, "semantic_error", s->h.pos,
+                          "a ranking needs TRAINED ON \"dataset\" (the data the proxies train on)");
+    if (!s->tested_on)
+        return exec_failb(err, 400, "semantic_error", s->h.pos,
+                          "a ranking needs TESTED ON \"dataset\" (the data its error is measured "
+                          "on)");
+    return true;
+}
+
+/* Builds the DAG: per model, the proxy jobs of every proxy and test group. */
+static void build_jobs(task *t)
+{
+    bool bench = t->s->tested_kind == TESTED_BENCHMARK;
+    t->ngroups = bench ? t->test.n : 1;
+    t->cells = xcalloc(t->models.n * t->nproxies * t->ngroups + 1, sizeof *t->cells);
+    /* Embed jobs first, dataset-major, so that different models' jobs interleave. */
+    const json_t *fit = t->train.n ? t->train.items[0].data.obj : NULL;
+    for (size_t m = 0; m < t->models.n; m++)
+        for (size_t p = 0; p < t->nproxies; p++)
+            for (size_t g = 0; g < t->ngroups; g++) {
+                const model_use *mu = &t->models.items[m];
+                size_t *deps = NULL, ndeps = 0;
+                json_t *train = parts_payload(&t->jobs, mu, t->train.items, t->train.n, fit,
+                                              &deps, &ndeps);
+                json_t *test = parts_payload(&t->jobs, mu, bench ? &t->test.items[g] : t->test.items,
+                                             bench ? 1 : t->test.n, fit, &deps, &ndeps);
+                json_t *payload = json_pack("{s:O, s:I, s:o, s:o}", "proxy", t->proxies[p].proxy,
+                                            "model_id", (json_int_t)mu->id, "train", train,
+                                            "test", test);
+                size_t j = job_set_add(&t->jobs, "proxy", payload);
+                for (size_t d = 0; d < ndeps; d++)
+                    job_add_dep(&t->jobs, j, deps[d]);
+                free(deps);
+                t->cells[t->ncells++] = (cell_ref){m, p, g, j};
+            }
+}
+
+static json_t *row_for(const task *t, size_t model, size_t proxy, const char *dsname,
+                       double err, long rank)
+{
+    json_t *row = json_array();
+    json_array_append_new(row, json_integer(rank));
+    json_t *cells = t->models.items[model].cells;
+    for (size_t i = 0; i < json_array_size(cells); i++)
+        json_array_append(row, json_array_get(cells, i));
+    json_array_append_new(row, json_string(t->proxies[proxy].label));
+    if (t->s->tested_kind == TESTED_BENCHMARK)
+        json_array_append_new(row, dsname ? json_string(dsname) : json_null());
+    json_array_append_new(row, json_real(err));
+    json_array_append_new(row, t->proxies[proxy].is_score ? json_null() : json_real(1 - err));
+    return row;
+}
+
+static json_t *result_columns(const task *t)
+{
+    json_t *cols = json_array();
+    json_array_append_new(cols, json_string("rank"));
+    json_array_extend(cols, t->models.columns);
+    json_array_append_new(cols, json_string("proxy"));
+    if (t->s->tested_kind == TESTED_BENCHMARK)
+        json_array_append_new(cols, json_string(t->sort.has_aggregate ? "datasets" : "dataset"));
+    json_array_append_new(cols, json_string(t->sort.has_aggregate ? t->sort.aggregate : "err"));
+    json_array_append_new(cols, json_string("acc"));
+    return cols;
+}
+
+/* Sorts, limits and appends one ranking; records it in rankings. */
+static void emit_ranking(const task *t, size_t proxy, const char *dsname, ranked *items,
+                         size_t n, json_t *rows, json_t *rankings, size_t pending)
+{
+    ascending_sort = t->sort.ascending_err;
+    qsort(items, n, sizeof *items, ranked_cmp);
+    size_t limit = t->s->has_limit && (size_t)t->s->limit < n ? (size_t)t->s->limit : n;
+    for (size_t i = 0; i < limit; i++)
+        json_array_append_new(rows, row_for(t, items[i].model, proxy, dsname, items[i].err,
+                                            (long)i + 1));
+    json_t *r = json_pack("{s:s, s:O, s:I, s:I}", "proxy", t->proxies[proxy].label, "params",
+                          t->proxies[proxy].proxy, "rows", (json_int_t)limit, "pending",
+                          (json_int_t)pending);
+    if (dsname)
+        json_object_set_new(r, "dataset", json_string(dsname));
+    json_array_append_new(rankings, r);
+}
+
+static void assemble(const task *t, const cell_value *values, json_t *result)
+{
+    json_t *rows = json_array(), *rankings = json_array(), *failures = json_array();
+    ranked *items = xcalloc(t->models.n + 1, sizeof *items);
+    bool aggregate_groups = t->sort.has_aggregate;
+    for (size_t p = 0; p < t->nproxies; p++) {
+        for (size_t g = 0; g < (aggregate_groups ? 1 : t->ngroups); g++) {
+            size_t n = 0, pending = 0;
+            for (size_t m = 0; m < t->models.n; m++) {
+                double vals[256];
+                size_t nv = 0, want = aggregate_groups ? t->ngroups : 1;
+                for (size_t c = 0; c < t->ncells; c++) {
+                    const cell_ref *cr = &t->cells[c];
+                    if (cr->model != m || cr->proxy != p || (!aggregate_groups && cr->group != g))
+                        continue;
+                    if (values[c].known && nv < 256)
+                        vals[nv++] = values[c].err;
+                }
+                if (nv == want && nv > 0)
+                    items[n++] = (ranked){m, aggregate_groups
+                                                 ? aggregate(t->sort.aggregate, vals, nv)
+                                                 : vals[0],
+                                          t->models.items[m].name};
+                else
+                    pending++;
+            }
+            const char *dsname =
+                t->s->tested_kind == TESTED_BENCHMARK && !aggregate_groups
+                    ? json_string_value(json_object_get(t->test.items[g].data.obj, "name"))
+                    : NULL;
+            emit_ranking(t, p, dsname, items, n, rows, rankings, pending);
+        }
+    }
+    for (size_t c = 0; c < t->ncells; c++)
+        if (values[c].error)
+            json_array_append_new(
+                failures, json_pack("{s:s, s:s, s:s}", "model",
+                                    t->models.items[t->cells[c].model].name, "proxy",
+                                    t->proxies[t->cells[c].proxy].label, "error", values[c].error));
+    free(items);
+    result_set(result, result_columns(t), rows);
+    json_object_set_new(result, "rankings", rankings);
+    if (json_array_size(failures)) {
+        for (size_t i = 0; i < json_array_size(failures) && i < 5; i++) {
+            json_t *f = json_array_get(failures, i);
+            result_notice(result, "model %s, proxy %s failed: %s",
+                          json_string_value(json_object_get(f, "model")),
+                          json_string_value(json_object_get(f, "proxy")),
+                          json_string_value(json_object_get(f, "error")));
+        }
+        if (json_array_size(failures) > 5)
+            result_notice(result, "… and %zu more failures (see \"failures\")",
+                          json_array_size(failures) - 5);
+    }
+    json_object_set_new(result, "failures", failures);
+}
+
+json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
+{
+    task t = {.s = s};
+    json_t *result = result_new(s->is_rank ? "RANK" : "SELECT");
+    cell_value *values = NULL;
+    bool ok = check_clauses(s, err) && order_spec(s, &t.sort, err) &&
+              choose_proxies(&t, result, err) &&
+              resolve_parts(ctx, s->trained_on, &t.train, &t.modality, err) &&
+              resolve_parts(ctx, s->tested_on, &t.test, &t.modality, err) &&
+              load_models(ctx, s, t.modality, &t.models, result, err);
+    if (!ok)
+        goto fail;
+    build_jobs(&t);
+    if (!mark_cached(ctx, &t.jobs, "embed", "feature_cache", err) ||
+        !mark_cached(ctx, &t.jobs, "proxy", "proxy_results", err))
+        goto fail;
+    /* Embeddings are only needed for proxy results that are not known. */
+    bool *needed = xcalloc(t.jobs.n + 1, sizeof *needed);
+    for (size_t i = 0; i < t.jobs.n; i++)
+        if (strcmp(t.jobs.items[i].kind, "proxy") == 0 && !t.jobs.items[i].cached) {
+            needed[i] = true;
+            for (size_t d = 0; d < t.jobs.items[i].ndeps; d++)
+                needed[t.jobs.items[i].deps[d]] = true;
+        }
+    long cached = 0, total = (long)t.jobs.n;
+    for (size_t i = 0; i < t.jobs.n; i++)
+        if (!needed[i])
+            t.jobs.items[i].cached = true;
+    for (size_t i = 0; i < t.jobs.n; i++)
+        cached += t.jobs.items[i].cached;
+    free(needed);
+    long submitted = submit_jobs(ctx, &t.jobs, err);
+    if (submitted < 0)
+        goto fail;
+    double waited = 0;
+    wait_end end = WAIT_DONE;
+    if (s->wait && submitted > 0) {
+        end = wait_for_jobs(ctx, &t.jobs, err, &waited);
+        if (end == WAIT_ERROR)
+            goto fail;
+        if (end == WAIT_CANCELLED) {
+            exec_fail(err, 499, "cancelled", s->h.pos,
+                      "the WAIT was cancelled; its jobs keep running (SHOW JOBS)");
+            goto fail;
+        }
+    }
+    values = xcalloc(t.ncells + 1, sizeof *values);
+    if (!load_values(ctx, &t.jobs, t.cells, t.ncells, values, err))
+        goto fail;
+    assemble(&t, values, result);
+    job_counts c = {0};
+    if (submitted > 0) {
+        char *ids = submitted_ids(&t.jobs);
+        bool counted = count_jobs(ctx, ids, &c, err);
+        free(ids);
+        if (!counted)
+            goto fail;
+    }
+    long remaining = c.queued + c.running;
+    json_object_set_new(result, "jobs",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)total,
+                                  "cached", (json_int_t)cached, "submitted",
+                                  (json_int_t)submitted, "remaining", (json_int_t)remaining,
+                                  "failed", (json_int_t)c.failed));
+    json_object_set_new(result, "remaining_jobs", json_integer(remaining));
+    json_object_set_new(result, "status",
+                        json_string(remaining ? "running" : c.failed ? "partial" : "complete"));
+    if (s->wait && submitted > 0)
+        json_object_set_new(result, "wait_seconds", json_real(waited));
+    if (t.models.n == 0)
+        result_notice(result, "no model matched the query");
+    if (remaining && end == WAIT_TIMEOUT)
+        result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the query "
+                              "again to collect them",
+                      waited, remaining);
+    else if (remaining)
+        result_notice(result,
+                      "%ld job%s still running: these are the known results; run the query again, "
+                      "or add WAIT, for the rest",
+                      remaining, remaining == 1 ? " is" : "s are");
+    for (size_t i = 0; values && i < t.ncells; i++)
+        free(values[i].error);
+    free(values);
+    task_free(&t);
+    return result;
+fail:
+    for (size_t i = 0; values && i < t.ncells; i++)
+        free(values[i].error);
+    free(values);
+    task_free(&t);
+    json_decref(result);
+    return NULL;
+}
