@@ -189,8 +189,7 @@ static json_t *dispatch(exec_ctx *ctx, const ast_node *stmt, exec_error *err)
     case AST_PURGE: return exec_purge(ctx, (const ast_purge *)stmt, err);
     case AST_FINETUNE:
         return not_implemented(err, stmt, "FINETUNE (it needs the fine-tune jobs and workers)");
-    case AST_CANCEL:
-        return not_implemented(err, stmt, "CANCEL (it needs the job scheduler)");
+    case AST_CANCEL: return exec_cancel(ctx, (const ast_cancel *)stmt, err);
     default:
         return exec_fail(err, 400, "semantic_error", stmt->pos, "this is not a statement");
     }
@@ -207,6 +206,7 @@ static bool is_read_only(ast_kind kind)
     case AST_SHOW:
     case AST_PRINT:
     case AST_USE:
+    case AST_CANCEL: /* the queue commits on its own */
         return true;
     default:
         return false;

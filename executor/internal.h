@@ -79,5 +79,6 @@ json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err);
 /* Whether a query ranks models on data (TRAINED ON, CLASSIFIED BY, RANK … BY, ORDER BY err). */
 bool task_query_applies(const ast_node *query);
 json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err);
+json_t *exec_cancel(exec_ctx *ctx, const ast_cancel *c, exec_error *err);
 
 #endif
