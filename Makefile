@@ -43,7 +43,7 @@ PLANNER_SRC = $(wildcard planner/*.c)
 EXECUTOR_SRC = $(wildcard executor/*.c)
 QUEUE_SRC    = $(wildcard queue/*.c)
 # Job runners and the worker loop (executor/workers/*.c); rankql-worker's main is apart.
-WORKER_SRC   = $(wildcard executor/workers/*.c)
+WORKER_SRC   = $(wildcard executor/workers/*.c executor/workers/runners/*.c)
 LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC) $(PLANNER_SRC) $(EXECUTOR_SRC) \
               $(QUEUE_SRC) $(WORKER_SRC)
 GEN_OBJ     = $(BUILD)/obj/gen/lexer.o $(BUILD)/obj/gen/parser.o

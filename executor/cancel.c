@@ -20,7 +20,7 @@ json_t *exec_cancel(exec_ctx *ctx, const ast_cancel *c, exec_error *err)
     char *qerr = NULL;
     int rc = queue_cancel(ctx->conn, id->ival, &qerr);
     if (rc < 0) {
-        bool unknown = qerr && strstr(qerr, "no job") != NULL;
+        bool unknown = qerr && strstr(qerr, "does not exist") != NULL;
         exec_fail(err, unknown ? 404 : 503, unknown ? "not_found" : "database_error", id->h.pos,
                   "%s", qerr ? qerr : "cannot cancel the job");
         free(qerr);

@@ -16,7 +16,9 @@
 #include <sys/stat.h>
 
 #include "common/util.h"
+#include "datasets/dataset.h"
 #include "executor/internal.h"
+#include "executor/workers/embed/embed.h"
 #include "planner/catalog.h"
 
 /* ---- field definitions ---------------------------------------------------------------- */
@@ -58,8 +60,6 @@ static const char *const runners[] = {"builtin", "onnx", "exec", "replay", "tfhu
                                       "huggingface", "keras", "noop", NULL};
 static const char *const formats[] = {"idx", "csv", "npy", "npz", "imagefolder", "text", "vtab",
                                       "tfds", "hf", "qmnist", "usps", "replay", NULL};
-static const char *const extractors[] = {"raw", "pca", "random_projection", "hog",
-                                         "random_conv", "histogram", NULL};
 static const char *const tf_image_names[] = {
     "Inception V3", "ResNet V2 50", "ResNet V2 101", "ResNet V2 152", "EfficientNet B0",
     "EfficientNet B1", "EfficientNet B2", "EfficientNet B3", "EfficientNet B4", "EfficientNet B5",
@@ -114,13 +114,10 @@ static const field_def model_fields[] = {
     {NULL, VK_ANY, NULL, NULL, false, NULL, 0},
 };
 
-/* Keys only written inside spec {…}: the parameters of rankql's own runners. */
+/* Keys only written inside spec {…}: the parameters of rankql's own runners. The builtin
+ * runner's extractor names and options are checked by its library (embed.h) instead. */
 static const field_def model_spec_only[] = {
-    {"extractor", VK_ENUM, NULL, NULL, false, extractors, 0},
-    {"k", VK_POSINT, NULL, NULL, false, NULL, INT32_BOUND},
-    {"seed", VK_NONNEGINT, NULL, NULL, false, NULL, 0},
-    {"width", VK_POSINT, NULL, NULL, false, NULL, INT32_BOUND},
-    {"bins", VK_POSINT, NULL, NULL, false, NULL, INT32_BOUND},
+    {"extractor", VK_TEXT, NULL, NULL, false, NULL, 0},
     {"path", VK_TEXT, NULL, NULL, false, NULL, 0},
     {"command", VK_TEXTS, NULL, NULL, false, NULL, 0},
     {"model_identifier", VK_TEXT, NULL, NULL, false, NULL, 0},
@@ -165,6 +162,7 @@ static const field_def dataset_fields[] = {
     {"use_test_images", VK_BOOL, NULL, NULL, false, NULL, 0},
     {"use_test_labels", VK_BOOL, NULL, NULL, false, NULL, 0},
     {"labels", VK_TEXT, NULL, NULL, false, NULL, 0},
+    {"labels_only", VK_BOOL, NULL, NULL, false, NULL, 0},
     {NULL, VK_ANY, NULL, NULL, false, NULL, 0},
 };
 
@@ -443,6 +441,21 @@ static json_t *value_json(reg *r, const char *field, const ast_node *n)
 
 /* ---- collecting the statement's fields ------------------------------------------------ */
 
+/* An option of some builtin extractor: the canonical spec of each extractor's defaults
+ * names every option it takes. */
+static bool is_builtin_option(const char *name)
+{
+    bool found = false;
+    for (int k = 0; k < EMBED_KIND_COUNT && !found; k++) {
+        embed_spec es;
+        embed_spec_init(&es, (embed_kind)k);
+        json_t *canon = embed_spec_to_json(&es);
+        found = strcmp(name, "extractor") != 0 && json_object_get(canon, name) != NULL;
+        json_decref(canon);
+    }
+    return found;
+}
+
 static bool unknown_field(reg *r, const ast_name *name)
 {
     const field_def *defs = r->model ? model_fields : dataset_fields;
@@ -452,7 +465,7 @@ static bool unknown_field(reg *r, const ast_name *name)
                             r->model ? "MODEL" : "DATASET");
     if (!r->model && strcasecmp(name->text, "path") == 0)
         return exec_invalid(r->err, "path", name->pos, "unknown field \"path\" (did you mean location?)");
-    if (r->model && find_def(model_spec_only, name->text))
+    if (r->model && (find_def(model_spec_only, name->text) || is_builtin_option(name->text)))
         return exec_invalid(r->err, name->text, name->pos,
                             "%s is a runner parameter: write it inside spec, e.g. spec {%s: …}",
                             name->text, name->text);
@@ -637,7 +650,7 @@ static bool load_existing(exec_ctx *ctx, reg *r, existing *ex, exec_error *err)
 {
     const char *sql = r->model
         ? "SELECT id, to_jsonb(t) - 'id' FROM (SELECT id, runner, modality, spec, image_size, "
-          "token_length FROM models WHERE name = $1 FOR UPDATE) t"
+          "token_length, dimension FROM models WHERE name = $1 FOR UPDATE) t"
         : "SELECT id, to_jsonb(t) - 'id' FROM (SELECT id, format, location, spec, split, modality, "
           "slice_start, slice_stop FROM datasets WHERE name = $1 FOR UPDATE) t";
     const char *params[] = {r->stmt->name.text};
@@ -829,6 +842,77 @@ static const char *default_source(const char *runner)
     return "other";
 }
 
+/* The builtin runner: the spec is checked by the extractor library and stored canonical
+ * (every option, defaults filled in: the model's identity for caches), SHiFT's keys kept
+ * beside it. With an image_size, the output dimension for image_size × image_size × 1
+ * images is checked against a given dimension, or filled in. *canon: the spec to store. */
+static bool plan_builtin(reg *r, const existing *ex, writes *w, const json_t *spec,
+                         json_t *result, json_t **canon)
+{
+    *canon = NULL;
+    json_t *opts = json_object(), *shift = json_object();
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)spec, key, v)
+    {
+        const field_def *d = find_def(model_fields, key);
+        json_object_set(d && !d->column ? shift : opts, key, v);
+    }
+    embed_spec es;
+    char *msg = NULL;
+    bool ok = embed_spec_from_json(opts, &es, &msg) == 0;
+    json_decref(opts);
+    if (!ok) {
+        exec_invalid(r->err, "spec", blame_pos(r, "spec"), "spec: %s", msg ? msg : "invalid");
+        free(msg);
+        json_decref(shift);
+        return false;
+    }
+    json_t *out = embed_spec_to_json(&es);
+    json_object_update(out, shift);
+    json_decref(shift);
+
+    const json_t *isz = effective(r, ex, "image_size");
+    const json_t *req = json_object_get(spec, "required_image_size");
+    if (!find_given(r, "image_size") && req &&
+        json_equal(json_object_get(req, "height"), json_object_get(req, "width")))
+        isz = json_object_get(req, "height");
+    if (json_is_integer(isz)) {
+        size_t side = (size_t)json_integer_value(isz);
+        embed_shape in = {side, side, 1, false};
+        size_t dim = embed_output_dim(&es, in);
+        if (dim == 0) {
+            embed_check(&es, in, &msg);
+            const char *field = find_given(r, "image_size") || !r->spec ? "image_size" : "spec";
+            exec_invalid(r->err, field, blame_pos(r, field), "%s: %s", field,
+                         msg ? msg : "the extractor does not apply to this image size");
+            free(msg);
+            json_decref(out);
+            return false;
+        }
+        const given *g = find_given(r, "dimension");
+        const json_t *stored = effective(r, ex, "dimension");
+        if (g && json_is_integer(g->value) && (size_t)json_integer_value(g->value) != dim) {
+            exec_invalid(r->err, "dimension", g->pos,
+                         "dimension: extractor %s gives %zu values for %zux%zux1 images, not "
+                         "%" JSON_INTEGER_FORMAT,
+                         embed_kind_name(es.kind), dim, side, side, json_integer_value(g->value));
+            json_decref(out);
+            return false;
+        }
+        if (!g || json_is_null(g->value)) {
+            if (!json_is_integer(stored) || (size_t)json_integer_value(stored) != dim)
+                result_notice(result, "dimension %zu: the output of extractor %s for %zux%zux1 "
+                              "images", dim, embed_kind_name(es.kind), side, side);
+            char *text = xasprintf("%zu", dim);
+            write_col(w, "dimension", "integer", text);
+            free(text);
+        }
+    }
+    *canon = out;
+    return true;
+}
+
 /* Effective runner/modality/spec, their checks, and the derived columns. */
 static bool plan_model(reg *r, const existing *ex, writes *w, json_t *result)
 {
@@ -864,8 +948,14 @@ static bool plan_model(reg *r, const existing *ex, writes *w, json_t *result)
     if (req && !find_given(r, "image_size") && strcmp(modality, "image") == 0 &&
         json_equal(json_object_get(req, "height"), json_object_get(req, "width")))
         write_json(w, "image_size", "integer", json_object_get(req, "height"));
-    if (r->spec)
-        write_json(w, "spec", "jsonb", r->spec);
+    json_t *canon = NULL;
+    if (strcmp(runner, "builtin") == 0 &&
+        (checks || find_given(r, "image_size") || find_given(r, "dimension")) &&
+        !plan_builtin(r, ex, w, spec, result, &canon))
+        return false;
+    if (canon || r->spec)
+        write_json(w, "spec", "jsonb", canon ? canon : r->spec);
+    json_decref(canon);
     return true;
 }
 

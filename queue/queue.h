@@ -37,39 +37,65 @@ void queue_job_clear(queue_job *job);
 void queue_job_hash(const char *kind, const json_t *payload, char hex[HASH_HEX_LEN + 1]);
 
 /* Submits a job, or shares the existing row with the same hash (a failed or cancelled one is
- * reset to queued). deps are ids of jobs it waits for (recorded in job_deps). On success *id
- * and status (the row's status after the call: queued, running or done) are set. */
+ * reset to queued: attempts 0, error, result, lease and finished_at cleared, priority taken
+ * from this call; a queued, running or done one is left as it is). deps are ids of jobs it
+ * waits for (recorded in job_deps; an unknown id is an error). Returns 0 with *id and status
+ * set: the row's status after the call, queued, running or done — or failed when one of deps
+ * had already failed or been cancelled ("dependency N failed: …"). */
 int queue_submit(PGconn *conn, const char *kind, const json_t *payload, const int64_t *deps,
                  size_t ndeps, int priority, int64_t *id, char status[QUEUE_KIND_MAX], char **err);
 
 /* Claims the best claimable job of one of `kinds` (all kinds when nkinds == 0) for
- * worker_id with a lease of lease_seconds. Returns 1 and fills *job, 0 when none, -1. */
+ * worker_id with a lease of lease_seconds (<= 0: QUEUE_DEFAULT_LEASE_SECONDS): queued,
+ * run_after passed, attempts < max_attempts, every dependency done; highest priority, then
+ * lowest id; FOR UPDATE SKIP LOCKED, so concurrent claims never wait for or double a job.
+ * Queued jobs with a failed or cancelled dependency are failed first (transitively).
+ * Returns 1 and fills *job (attempts counts this claim; free with queue_job_clear), 0 when
+ * none, -1. */
 int queue_claim(PGconn *conn, const char *worker_id, const char *const *kinds, size_t nkinds,
                 int lease_seconds, queue_job *job, char **err);
 
-/* Renews the lease of job id and records progress (fraction in [0,1], note may be NULL).
- * *still_ours = false when the job was cancelled or its lease was taken (stop working). */
+/* Renews the lease of job id and records progress (fraction clamped to [0,1]; note NULL keeps
+ * the previous note), only while worker_id holds it and it is running. Returns 0 with
+ * *still_ours = false when the job was cancelled, reaped or taken by another worker (stop
+ * working), -1 on a database error (*still_ours unchanged: the lease may still be ours). */
 int queue_heartbeat(PGconn *conn, int64_t id, const char *worker_id, int lease_seconds,
                     double fraction, const char *note, bool *still_ours, char **err);
 
 /* Marks job done with result, in one transaction with store(conn, arg, err) (which writes the
- * cache rows), only while worker_id still holds the lease. Returns 1 done, 0 lease lost or
- * cancelled (nothing written), -1 error (nothing written; store's error in *err). */
+ * cache rows; may be NULL), only while worker_id still holds the lease (the row is locked
+ * first, so a concurrent cancel or reap waits, then finds it done). Returns 1 done, 0 lease
+ * lost or cancelled (nothing written), -1 error (nothing written; store's error in *err).
+ * Idle workers are notified of the queued dependents this completion unblocks. */
 int queue_complete(PGconn *conn, const queue_job *job, const char *worker_id,
                    const json_t *result,
                    int (*store)(PGconn *conn, void *arg, char **err), void *arg, char **err);
 
-/* Records a failure. permanent: failed at once; else re-queued with back-off while attempts
- * remain, failed after. Jobs that depend on a failed job fail too ("dependency N failed: …"). */
+/* Records a failure of a job worker_id holds. permanent, or no attempts left: failed with
+ * message as its error; else re-queued (message kept in error) and not claimable for
+ * 2^attempts seconds (at most 300). Queued jobs that depend on a failed job fail too,
+ * transitively, in the same transaction ("dependency N failed: <message>"). Returns 1 when
+ * recorded, 0 when worker_id no longer holds the job (nothing changed), -1. */
 int queue_fail(PGconn *conn, const queue_job *job, const char *worker_id, const char *message,
                bool permanent, char **err);
 
-/* Re-queues running jobs whose lease expired (failed after max_attempts). Counts are
- * optional. */
+/* Gives a running job back without counting the attempt (a worker that stops): queued again,
+ * claimable at once, attempts - 1. Returns 1, 0 when worker_id no longer holds it, -1. */
+int queue_release(PGconn *conn, const queue_job *job, const char *worker_id, char **err);
+
+/* Re-queues running jobs whose lease expired, claimable at once (error: "lease of W
+ * expired"); a job with no attempts left fails with "lease expired after N attempts" and its
+ * queued dependents with it. Counts are optional. Returns 0 or -1. */
 int queue_reap(PGconn *conn, int *requeued, int *failed, char **err);
 
 /* Cancels a queued or running job and the queued jobs that depend on it. Returns 1 when
  * something was cancelled, 0 when the job was already final, -1 (unknown id: *err says so). */
 int queue_cancel(PGconn *conn, int64_t id, char **err);
+
+/* How many jobs of `kinds` (all when nkinds == 0) are queued or running — waiting for a
+ * dependency or a back-off included. 0 means nothing is left for a worker of those kinds
+ * (rankql-worker --once). Returns 0 or -1. */
+int queue_pending(PGconn *conn, const char *const *kinds, size_t nkinds, int64_t *count,
+                  char **err);
 
 #endif

@@ -1,6 +1,16 @@
 /* POST /v1/query: parse every statement first (a syntax error anywhere runs nothing), open or
  * make the session, then run the statements in order through the executor, each in its own
- * transaction, within the request's time limit. */
+ * transaction, within the request's time limit.
+ *
+ * Streamed (Accept: application/x-ndjson, or "stream": true): the answer is 200 NDJSON, one
+ * line per event, made by a thread of its own while the statements run (docs/http-api.md):
+ *   {"type":"progress","statement":i,…the executor's WAIT progress event…}   (at most ~4/s)
+ *   {"type":"result","statement":i,"result":{…the result object…}}
+ *   {"type":"error","statement":i,"status":400,"error":{…}}   (nothing runs after it)
+ *   {"type":"heartbeat"}                                       (after 10 s of silence)
+ *   {"type":"end","session":"…"}                               (always last)
+ * A client that goes away cancels the WAIT of the statement running (its jobs keep running). */
+#include <strings.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,19 +24,25 @@
 #include "server/api.h"
 #include "server/sessions.h"
 
+/* Progress lines are sent at most this often (the last one before a result always is). */
+#define PROGRESS_INTERVAL_S 0.25
+#define NDJSON "application/x-ndjson"
+
 typedef struct query_request {
     const char *text;
     size_t len;
     const char *session; /* NULL: make one */
+    int stream;          /* "stream": 1 true, 0 false, -1 not given */
 } query_request;
 
-/* {"query": "…", "session": "…"|null}; anything else is 422. */
+/* {"query": "…", "session": "…"|null, "stream": true|false}; anything else is 422. */
 static bool read_request(const http_request *req, json_t **body, query_request *q,
                          http_response *resp)
 {
     if (!api_json_body(req, false, body, resp))
         return false;
     memset(q, 0, sizeof *q);
+    q->stream = -1;
     const char *key;
     json_t *value;
     json_object_foreach(*body, key, value) {
@@ -44,9 +60,17 @@ static bool read_request(const http_request *req, json_t **body, query_request *
                 return false;
             }
             q->session = json_string_value(value);
+        } else if (strcmp(key, "stream") == 0) {
+            if (!json_is_boolean(value)) {
+                http_reply_error(resp, 422, "invalid_request", "\"stream\" must be true or false");
+                return false;
+            }
+            q->stream = json_is_true(value);
         } else {
             http_reply_error(resp, 422, "invalid_request",
-                             "unknown field \"%s\" (a query takes \"query\" and \"session\")", key);
+                             "unknown field \"%s\" (a query takes \"query\", \"session\" and "
+                             "\"stream\")",
+                             key);
             return false;
         }
     }
@@ -58,25 +82,25 @@ static bool read_request(const http_request *req, json_t **body, query_request *
     return true;
 }
 
-/* The first statement that did not parse, as a 400. */
-static bool answer_parse_error(const rq_script *s, http_response *resp)
+/* The index of the first statement that did not parse, or -1. */
+static long parse_error_index(const rq_script *s)
 {
-    for (size_t i = 0; i < s->n; i++) {
-        const rq_error *e = s->stmts[i].error;
-        if (!e)
-            continue;
-        http_reply_error_at(resp, 400, e->kind == RQ_ERR_LEXICAL ? "lexical_error" : "syntax_error",
-                            e->message, e->pos.line, e->pos.col, NULL, NULL);
-        return true;
-    }
-    return false;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->stmts[i].error)
+            return (long)i;
+    return -1;
 }
 
-static long elapsed_ms(const struct timespec *since)
+static const char *parse_error_code(const rq_error *e)
+{
+    return e->kind == RQ_ERR_LEXICAL ? "lexical_error" : "syntax_error";
+}
+
+static double seconds_since(const struct timespec *since)
 {
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    return (long)(now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+    return (double)(now.tv_sec - since->tv_sec) + (double)(now.tv_nsec - since->tv_nsec) / 1e9;
 }
 
 static bool set_statement_timeout(PGconn *conn, long ms)
@@ -111,47 +135,205 @@ static json_t *success_body(const char *session, json_t *results)
     return body;
 }
 
-/* Runs the statements; answers the first failure, or 200 with every result. */
-static void run_statements(server_ctx *ctx, PGconn *conn, const rq_script *s, const char *session,
-                           const struct timespec *start, http_response *resp)
+/* One run of a request's statements, answered as one JSON body or streamed. */
+typedef struct query_run {
+    server_ctx *ctx;
+    PGconn *conn;
+    const rq_script *s;
+    const char *session;
+    struct timespec start;
+    http_stream *stream;            /* NULL: one JSON answer in resp */
+    http_response *resp;
+    const volatile int *cancelled;
+    size_t statement;               /* the one running */
+    double waited_s;                /* its WAIT so far (from its last progress event) */
+    json_t *pending;                /* a progress line the throttle held back */
+    struct timespec last_progress;
+    bool progress_sent;
+} query_run;
+
+/* Writes one NDJSON line (steals line). */
+static void write_line(http_stream *stream, json_t *line)
 {
+    char *text = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    json_decref(line);
+    if (!text)
+        text = xstrdup("{\"type\":\"error\",\"status\":500,\"error\":{\"code\":\"internal_error\","
+                       "\"message\":\"a line could not be written as JSON\"}}");
+    size_t n = strlen(text);
+    text = xrealloc(text, n + 2);
+    text[n] = '\n';
+    text[n + 1] = '\0';
+    http_stream_write(stream, text, n + 1);
+    free(text);
+}
+
+static void flush_progress(query_run *run)
+{
+    if (!run->pending)
+        return;
+    write_line(run->stream, run->pending);
+    run->pending = NULL;
+    clock_gettime(CLOCK_MONOTONIC, &run->last_progress);
+    run->progress_sent = true;
+}
+
+/* The executor's WAIT progress: counted as waiting (not against --query-timeout), and
+ * streamed as a progress line, throttled. */
+static void on_progress(void *arg, const json_t *event)
+{
+    query_run *run = arg;
+    const json_t *elapsed = json_object_get(event, "elapsed_seconds");
+    if (json_is_number(elapsed) && json_number_value(elapsed) > run->waited_s)
+        run->waited_s = json_number_value(elapsed);
+    if (!run->stream || !json_is_object(event))
+        return;
+    json_t *line = json_pack("{s:s}", "type", "progress");
+    const char *key;
+    json_t *value;
+    json_object_foreach((json_t *)event, key, value) {
+        if (strcmp(key, "type") != 0 && strcmp(key, "statement") != 0)
+            json_object_set(line, key, value);
+    }
+    json_object_set_new(line, "statement", json_integer((json_int_t)run->statement));
+    json_decref(run->pending);
+    run->pending = line;
+    if (!run->progress_sent || seconds_since(&run->last_progress) >= PROGRESS_INTERVAL_S)
+        flush_progress(run);
+}
+
+/* Statement i failed: the streamed error line, or the error answer with the results so far. */
+static void fail(query_run *run, size_t i, int status, const char *code, const char *message,
+                 int line, int col, const char *field, json_t *results)
+{
+    if (run->stream) {
+        flush_progress(run);
+        write_line(run->stream,
+                   json_pack("{s:s, s:I, s:i, s:o}", "type", "error", "statement", (json_int_t)i,
+                             "status", status, "error",
+                             http_error_object(code, message, line, col, field)));
+        json_decref(results);
+        return;
+    }
+    http_reply_error_at(run->resp, status, code, message, line, col, field,
+                        json_pack("{s:s, s:o}", "session", run->session, "results", results));
+}
+
+/* Runs the statements; answers the first failure, or 200 with every result (or streams them,
+ * then the end line). */
+static void run_statements(query_run *run)
+{
+    server_ctx *ctx = run->ctx;
+    const rq_script *s = run->s;
     long limit_ms = (long)ctx->cfg->query_timeout_s * 1000;
+    double waited_s = 0; /* WAITs do not count against the time limit (--max-wait bounds them) */
     bool timeout_changed = false;
     json_t *results = json_array();
     for (size_t i = 0; i < s->n; i++) {
-        long used = elapsed_ms(start);
+        long used = (long)((seconds_since(&run->start) - waited_s) * 1000);
         if (used >= limit_ms) {
-            http_reply_error_at(resp, 503, "timeout",
-                                "the request ran past its time limit (--query-timeout)",
-                                s->stmts[i].pos.line, s->stmts[i].pos.col, NULL,
-                                json_pack("{s:s, s:o}", "session", session, "results", results));
+            fail(run, i, 503, "timeout", "the request ran past its time limit (--query-timeout)",
+                 s->stmts[i].pos.line, s->stmts[i].pos.col, NULL, results);
             results = NULL;
             break;
         }
         /* Whatever runs next gets only the time that is left. */
         if (used > 1000) {
             timeout_changed = true;
-            set_statement_timeout(conn, limit_ms - used);
+            set_statement_timeout(run->conn, limit_ms - used);
         }
-        exec_ctx ec = {.conn = conn, .session_id = session};
+        run->statement = i;
+        run->waited_s = 0;
+        exec_ctx ec = {
+            .conn = run->conn,
+            .session_id = run->session,
+            .data_dir = ctx->cfg->data_dir,
+            .on_progress = on_progress,
+            .progress_arg = run,
+            .cancelled = run->cancelled,
+            .wait_timeout_seconds = ctx->cfg->max_wait_s,
+        };
         exec_error err;
         json_t *result = executor_run(&ec, s->stmts[i].ast, &err);
+        waited_s += run->waited_s;
         if (!result) {
             /* Executor positions come from the AST, which the parser numbered over the whole
              * query string: they are already positions in the request's "query". */
             int status = err.http_status >= 400 && err.http_status <= 599 ? err.http_status : 500;
-            http_reply_error_at(resp, status, err.code[0] ? err.code : "internal_error",
-                                err.message, err.line, err.col, err.field,
-                                json_pack("{s:s, s:o}", "session", session, "results", results));
+            fail(run, i, status, err.code[0] ? err.code : "internal_error", err.message, err.line,
+                 err.col, err.field, results);
             results = NULL;
             break;
         }
-        json_array_append_new(results, result);
+        if (run->stream) {
+            flush_progress(run); /* the last progress comes before its result */
+            write_line(run->stream, json_pack("{s:s, s:I, s:o}", "type", "result", "statement",
+                                              (json_int_t)i, "result", result));
+        } else {
+            json_array_append_new(results, result);
+        }
     }
-    if (timeout_changed && PQstatus(conn) == CONNECTION_OK)
-        set_statement_timeout(conn, limit_ms);
-    if (results)
-        http_reply_json(resp, 200, success_body(session, results));
+    json_decref(run->pending);
+    run->pending = NULL;
+    if (timeout_changed && PQstatus(run->conn) == CONNECTION_OK)
+        set_statement_timeout(run->conn, limit_ms);
+    if (run->stream) {
+        json_decref(results);
+        write_line(run->stream, json_pack("{s:s, s:s}", "type", "end", "session", run->session));
+    } else if (results) {
+        http_reply_json(run->resp, 200, success_body(run->session, results));
+    }
+}
+
+/* ---- streamed answers ----------------------------------------------------------------------- */
+
+/* What a streamed answer's thread needs; it owns all of it. */
+typedef struct stream_job {
+    server_ctx *ctx;
+    json_t *body;          /* the request, which the script's text points into */
+    rq_script *s;
+    PGconn *conn;          /* NULL: a statement did not parse, nothing runs */
+    char session[SESSION_ID_SIZE];
+    struct timespec start;
+} stream_job;
+
+static void stream_main(http_stream *stream, void *arg)
+{
+    stream_job *job = arg;
+    if (!job->conn) {
+        /* As without a stream: nothing runs, no session is made. */
+        long i = parse_error_index(job->s);
+        const rq_error *e = job->s->stmts[i].error;
+        write_line(stream, json_pack("{s:s, s:I, s:i, s:o}", "type", "error", "statement",
+                                     (json_int_t)i, "status", 400, "error",
+                                     http_error_object(parse_error_code(e), e->message,
+                                                       e->pos.line, e->pos.col, NULL)));
+        write_line(stream, json_pack("{s:s}", "type", "end"));
+    } else {
+        query_run run = {
+            .ctx = job->ctx,
+            .conn = job->conn,
+            .s = job->s,
+            .session = job->session,
+            .start = job->start,
+            .stream = stream,
+            .cancelled = http_stream_cancelled(stream),
+        };
+        run_statements(&run);
+        api_db_release(job->ctx, job->conn);
+    }
+    rq_script_free(job->s);
+    json_decref(job->body);
+    free(job);
+}
+
+/* "stream" in the body decides; without it, an Accept header that names NDJSON. */
+static bool wants_stream(const http_request *req, const query_request *q)
+{
+    if (q->stream >= 0)
+        return q->stream;
+    const char *accept = http_header(req, "Accept");
+    return accept && strcasestr(accept, NDJSON) != NULL;
 }
 
 void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
@@ -164,17 +346,56 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
         json_decref(body);
         return;
     }
+    bool stream = wants_stream(req, &q);
     rq_script *s = rq_parse_script(q.text, q.len);
-    if (answer_parse_error(s, resp)) {
+    long bad = parse_error_index(s);
+    if (bad >= 0 && !stream) {
+        const rq_error *e = s->stmts[bad].error;
+        http_reply_error_at(resp, 400, parse_error_code(e), e->message, e->pos.line, e->pos.col,
+                            NULL, NULL);
         rq_script_free(s);
         json_decref(body);
         return;
     }
-    PGconn *conn = api_db_acquire(ctx, ctx->cfg->query_timeout_s * 1000, resp);
+    /* The database and the session come first: when they fail, the answer is that error's
+     * status, streamed or not. */
+    PGconn *conn = NULL;
     char session[SESSION_ID_SIZE];
-    if (conn && (q.session ? session_open(ctx, conn, q.session, session, resp)
-                           : session_create(ctx, conn, req, session, resp)))
-        run_statements(ctx, conn, s, session, &start, resp);
+    if (bad < 0) {
+        conn = api_db_acquire(ctx, ctx->cfg->query_timeout_s * 1000, resp);
+        if (conn && !(q.session ? session_open(ctx, conn, q.session, session, resp)
+                                : session_create(ctx, conn, req, session, resp))) {
+            api_db_release(ctx, conn);
+            conn = NULL;
+        }
+        if (!conn) {
+            rq_script_free(s);
+            json_decref(body);
+            return;
+        }
+    }
+    if (stream) {
+        stream_job *job = xcalloc(1, sizeof *job);
+        job->ctx = ctx;
+        job->body = body;
+        job->s = s;
+        job->conn = conn;
+        if (conn)
+            memcpy(job->session, session, sizeof session);
+        job->start = start;
+        http_reply_stream(resp, NDJSON, "{\"type\":\"heartbeat\"}\n", stream_main, job);
+        return;
+    }
+    query_run run = {
+        .ctx = ctx,
+        .conn = conn,
+        .s = s,
+        .session = session,
+        .start = start,
+        .resp = resp,
+        .cancelled = req->cancelled,
+    };
+    run_statements(&run);
     api_db_release(ctx, conn);
     rq_script_free(s);
     json_decref(body);

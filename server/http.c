@@ -1,11 +1,18 @@
-/* libmicrohttpd glue: the listening socket, the daemon with its thread pool, per-request state,
- * routing, the checks every request gets before its handler (token, path, method,
- * Content-Type, body size), responses, metrics and the request log. */
+/* libmicrohttpd glue: the listening socket, the daemon (a thread per connection), per-request
+ * state, routing, the checks every request gets before its handler (token, path, method,
+ * Content-Type, body size), responses (streamed ones too), metrics and the request log.
+ *
+ * Threads: every connection has its own thread, which runs the handler. A handler may block
+ * for a long time (a query that WAITs for its jobs) without holding up any other client; a
+ * thread pool would stall every connection that shares the blocked thread. While a handler
+ * runs, or a streamed answer is being made, the connection's idle timeout is off. */
 #include "server/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,9 +27,42 @@
 #include "common/util.h"
 #include "server/api.h"
 
+/* Something to cancel when the server stops: a running handler or a streamed answer. */
+typedef struct cancel_entry {
+    volatile int *flag;
+    struct cancel_entry *prev, *next;
+} cancel_entry;
+
 struct http_server {
     struct MHD_Daemon *daemon;
     server_ctx *ctx;
+    pthread_mutex_t mu;      /* guards what follows */
+    pthread_cond_t idle;     /* signalled when streams reaches 0 */
+    cancel_entry *running;   /* handlers and streams in flight */
+    int streams;             /* stream threads alive (each may hold a database connection) */
+    bool stopping;
+};
+
+/* A streamed answer: the stream's thread appends to buf, the connection's thread (the MHD
+ * content reader) sends it. Freed when the response, the request and the thread are done
+ * with it. */
+struct http_stream {
+    pthread_mutex_t mu;
+    pthread_cond_t more;     /* data added, or done */
+    strbuf buf;
+    size_t off;              /* sent so far of buf */
+    bool done;               /* the stream's function returned */
+    volatile int cancelled;  /* the client went away, or the server stops */
+    int refs;
+    int fd;                  /* the client's socket, watched for a hang-up while idle */
+    struct timespec last_sent;
+    const char *heartbeat;
+    unsigned idle_timeout_s; /* put back on the connection when the answer is complete */
+    struct MHD_Connection *conn;
+    http_server *srv;
+    cancel_entry entry;
+    http_stream_fn *fn;
+    void *arg;
 };
 
 typedef struct route {
@@ -54,6 +94,8 @@ typedef struct request_state {
     bool answered;
     int status;
     char code[32];
+    volatile int cancelled;    /* the server stops: a handler that waits may end early */
+    http_stream *stream;       /* a streamed answer, held until the request completes */
 } request_state;
 
 /* ---- responses --------------------------------------------------------------------------- */
@@ -89,8 +131,8 @@ void http_reply_text(http_response *resp, int status, const char *content_type, 
     resp->content_type = content_type;
 }
 
-void http_reply_error_at(http_response *resp, int status, const char *code, const char *message,
-                         int line, int col, const char *field, json_t *extra)
+json_t *http_error_object(const char *code, const char *message, int line, int col,
+                          const char *field)
 {
     json_t *err = json_object();
     json_object_set_new(err, "code", json_string(code));
@@ -104,6 +146,13 @@ void http_reply_error_at(http_response *resp, int status, const char *code, cons
     }
     if (field && *field)
         json_object_set_new(err, "field", json_string(field));
+    return err;
+}
+
+void http_reply_error_at(http_response *resp, int status, const char *code, const char *message,
+                         int line, int col, const char *field, json_t *extra)
+{
+    json_t *err = http_error_object(code, message, line, col, field);
     json_t *body = extra ? extra : json_object();
     json_object_set_new(body, "error", err);
     http_reply_json(resp, status, body);
@@ -122,9 +171,242 @@ void http_reply_error(http_response *resp, int status, const char *code, const c
     strbuf_free(&sb);
 }
 
+void http_reply_stream(http_response *resp, const char *content_type, const char *heartbeat,
+                       http_stream_fn *fn, void *arg)
+{
+    free(resp->body);
+    resp->body = NULL;
+    resp->body_len = 0;
+    resp->status = 200;
+    resp->content_type = content_type;
+    resp->heartbeat = heartbeat;
+    resp->stream = fn;
+    resp->stream_arg = arg;
+}
+
 const char *http_header(const http_request *req, const char *name)
 {
     return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+/* ---- cancellation and streamed answers ----------------------------------------------------- */
+
+/* Registers something to cancel at shutdown; when the server already stops, it is cancelled
+ * at once. */
+static void running_add(http_server *srv, cancel_entry *e, volatile int *flag)
+{
+    e->flag = flag;
+    e->prev = NULL;
+    pthread_mutex_lock(&srv->mu);
+    e->next = srv->running;
+    if (e->next)
+        e->next->prev = e;
+    srv->running = e;
+    if (srv->stopping)
+        *flag = 1;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+static void running_remove(http_server *srv, cancel_entry *e)
+{
+    pthread_mutex_lock(&srv->mu);
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        srv->running = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    pthread_mutex_unlock(&srv->mu);
+}
+
+static double seconds_since(const struct timespec *t)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - t->tv_sec) + (double)(now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+static void stream_unref(http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool last = --s->refs == 0;
+    pthread_mutex_unlock(&s->mu);
+    if (!last)
+        return;
+    running_remove(s->srv, &s->entry);
+    strbuf_free(&s->buf);
+    pthread_cond_destroy(&s->more);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+static void stream_cancel(http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (!s->done)
+        s->cancelled = 1;
+    pthread_cond_broadcast(&s->more);
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool http_stream_write(http_stream *s, const char *data, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    bool ok = !s->cancelled;
+    if (ok) {
+        strbuf_append(&s->buf, data, len);
+        pthread_cond_broadcast(&s->more);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+const volatile int *http_stream_cancelled(const http_stream *s)
+{
+    return &s->cancelled;
+}
+
+/* The client hung up (or the server shut the socket down): nothing more can reach it. */
+static bool client_gone(int fd)
+{
+    if (fd < 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+/* MHD's content reader, on the connection's thread: what the stream's thread wrote, a
+ * heartbeat after HTTP_HEARTBEAT_SECONDS of silence, the end once it is done. It waits in
+ * short steps, looking for a client that went away in between. */
+static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)pos;
+    http_stream *s = cls;
+    pthread_mutex_lock(&s->mu);
+    for (;;) {
+        if (s->off < s->buf.len) {
+            size_t n = s->buf.len - s->off;
+            if (n > max)
+                n = max;
+            memcpy(out, s->buf.data + s->off, n);
+            s->off += n;
+            if (s->off == s->buf.len)
+                s->off = s->buf.len = 0;
+            clock_gettime(CLOCK_MONOTONIC, &s->last_sent);
+            pthread_mutex_unlock(&s->mu);
+            return (ssize_t)n;
+        }
+        if (s->done) {
+            pthread_mutex_unlock(&s->mu);
+            /* the connection may idle again (keep-alive) */
+            MHD_set_connection_option(s->conn, MHD_CONNECTION_OPTION_TIMEOUT, s->idle_timeout_s);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (s->cancelled) {
+            pthread_mutex_unlock(&s->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        double quiet = seconds_since(&s->last_sent);
+        if (s->heartbeat && quiet >= HTTP_HEARTBEAT_SECONDS) {
+            strbuf_puts(&s->buf, s->heartbeat);
+            continue;
+        }
+        double wait = HTTP_HEARTBEAT_SECONDS - quiet;
+        if (wait > 0.25)
+            wait = 0.25;
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        long ns = until.tv_nsec + (long)(wait * 1e9);
+        until.tv_sec += ns / 1000000000L;
+        until.tv_nsec = ns % 1000000000L;
+        pthread_cond_timedwait(&s->more, &s->mu, &until);
+        if (s->off == s->buf.len && !s->done && client_gone(s->fd))
+            s->cancelled = 1;
+    }
+}
+
+/* MHD is done with the response (sent, or the connection closed). */
+static void stream_response_done(void *cls)
+{
+    http_stream *s = cls;
+    stream_cancel(s);
+    stream_unref(s);
+}
+
+static void stream_finish(http_stream *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->done = true;
+    pthread_cond_broadcast(&s->more);
+    pthread_mutex_unlock(&s->mu);
+    http_server *srv = s->srv;
+    stream_unref(s);
+    pthread_mutex_lock(&srv->mu);
+    if (--srv->streams == 0)
+        pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->mu);
+}
+
+static void *stream_thread(void *arg)
+{
+    http_stream *s = arg;
+    s->fn(s, s->arg);
+    stream_finish(s);
+    return NULL;
+}
+
+/* The streamed answer of resp, queued on conn; its thread started. */
+static enum MHD_Result answer_stream(http_server *srv, struct MHD_Connection *conn,
+                                     request_state *st, http_response *resp)
+{
+    http_stream *s = xcalloc(1, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->more, NULL);
+    s->refs = 3; /* the response, the request, the thread */
+    s->heartbeat = resp->heartbeat;
+    s->conn = conn;
+    s->srv = srv;
+    s->fn = resp->stream;
+    s->arg = resp->stream_arg;
+    s->idle_timeout_s = (unsigned)srv->ctx->cfg->connection_timeout_s;
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    s->fd = info ? info->connect_fd : -1;
+    clock_gettime(CLOCK_MONOTONIC, &s->last_sent);
+    running_add(srv, &s->entry, &s->cancelled);
+    pthread_mutex_lock(&srv->mu);
+    srv->streams++;
+    pthread_mutex_unlock(&srv->mu);
+    st->stream = s;
+
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                               stream_read, s,
+                                                               stream_response_done);
+    if (!r) {
+        s->cancelled = 1;
+        stream_unref(s); /* the response's */
+    } else {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(r, "X-Accel-Buffering", "no"); /* nginx: pass lines on */
+    }
+    /* The answer takes as long as its statements; the idle timeout comes back at its end. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t tid;
+    if (pthread_create(&tid, &attr, stream_thread, s) != 0)
+        stream_thread(s); /* no thread to be had: make the whole body now */
+    pthread_attr_destroy(&attr);
+    st->answered = true;
+    st->status = 200;
+    st->code[0] = '\0';
+    if (!r)
+        return MHD_NO;
+    enum MHD_Result ok = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ok;
 }
 
 /* ---- the listening socket ---------------------------------------------------------------- */
@@ -347,7 +629,16 @@ static void dispatch(http_server *srv, request_state *st, struct MHD_Connection 
         .remote = remote,
     };
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &req);
+    req.cancelled = &st->cancelled;
+    cancel_entry entry;
+    running_add(srv, &entry, &st->cancelled);
+    /* A handler may run long (a query that WAITs): no idle timeout meanwhile. */
+    MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, 0U);
     st->route->handler(srv->ctx, &req, resp);
+    if (!resp->stream)
+        MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT,
+                                  (unsigned)srv->ctx->cfg->connection_timeout_s);
+    running_remove(srv, &entry);
     if (resp->status == 0) /* a handler that forgot to answer is a bug */
         http_reply_error(resp, 500, "internal_error", "the handler gave no answer");
 }
@@ -393,6 +684,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     http_response resp = {0};
     dispatch(srv, st, conn, method, &resp);
+    if (resp.stream)
+        return answer_stream(srv, conn, st, &resp);
     return answer(conn, st, &resp);
 }
 
@@ -404,6 +697,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (!st)
         return;
     *con_cls = NULL;
+    if (st->stream) {
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            stream_cancel(st->stream); /* the client went away: stop waiting for its jobs */
+        stream_unref(st->stream);
+    }
     struct timespec end;
     clock_gettime(CLOCK_MONOTONIC, &end);
     double seconds = (double)(end.tv_sec - st->start.tv_sec) +
@@ -444,20 +742,26 @@ http_server *http_server_start(server_ctx *ctx, int listen_fd, char **err)
 {
     http_server *s = xcalloc(1, sizeof *s);
     s->ctx = ctx;
-    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->idle, NULL);
+    /* A thread per connection (see the top of this file); poll(), so no FD_SETSIZE limit. */
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
     if (ctx->cfg->listen.family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)ctx->cfg->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_MAX_CONNECTIONS,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)ctx->cfg->connection_timeout_s,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_END);
     if (!s->daemon) {
         *err = xasprintf("cannot start the HTTP server (libmicrohttpd %s)", MHD_get_version());
         close(listen_fd);
+        pthread_cond_destroy(&s->idle);
+        pthread_mutex_destroy(&s->mu);
         free(s);
         return NULL;
     }
@@ -468,6 +772,20 @@ void http_server_stop(http_server *s)
 {
     if (!s)
         return;
+    /* Queries that wait for their jobs stop waiting (the jobs keep running), so that the
+     * requests in flight finish soon. */
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    for (cancel_entry *e = s->running; e; e = e->next)
+        *e->flag = 1;
+    pthread_mutex_unlock(&s->mu);
     MHD_stop_daemon(s->daemon);
+    /* Stream threads may still hold database connections: the pool closes after them. */
+    pthread_mutex_lock(&s->mu);
+    while (s->streams > 0)
+        pthread_cond_wait(&s->idle, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&s->idle);
+    pthread_mutex_destroy(&s->mu);
     free(s);
 }

@@ -13,6 +13,8 @@
 #include "server/server.h"
 
 #define HTTP_MAX_ARGS 16
+/* Connections served at once (each has a thread); more are refused until one closes. */
+#define HTTP_MAX_CONNECTIONS 1000
 
 typedef struct http_arg {
     const char *key, *value; /* value NULL for "?key" without '=' */
@@ -28,7 +30,13 @@ typedef struct http_request {
     size_t nargs;            /* query-string parameters, in order */
     http_arg args[HTTP_MAX_ARGS];
     bool too_many_args;      /* more than HTTP_MAX_ARGS were given */
+    const volatile int *cancelled; /* becomes non-zero when the server stops */
 } http_request;
+
+typedef struct http_stream http_stream;
+/* Makes a streamed answer's body: runs on a thread of its own, writes with http_stream_write
+ * and returns when the answer is complete. It owns arg. */
+typedef void http_stream_fn(http_stream *s, void *arg);
 
 typedef struct http_response {
     int status;
@@ -37,7 +45,13 @@ typedef struct http_response {
     const char *content_type;
     const char *allow;       /* the Allow header of a 405 */
     char code[32];           /* the error code of an error answer, for metrics and the log */
+    http_stream_fn *stream;  /* set by http_reply_stream: body is streamed by it */
+    void *stream_arg;
+    const char *heartbeat;   /* written when nothing else was for HTTP_HEARTBEAT_SECONDS */
 } http_response;
+
+/* A streamed answer is kept alive with a heartbeat line after this much silence. */
+#define HTTP_HEARTBEAT_SECONDS 10
 
 /* A request header, or NULL. */
 const char *http_header(const http_request *req, const char *name);
@@ -53,6 +67,21 @@ void http_reply_error(http_response *resp, int status, const char *code, const c
  * extra's members (e.g. "session", "results") are added beside "error" (stolen; may be NULL). */
 void http_reply_error_at(http_response *resp, int status, const char *code, const char *message,
                          int line, int col, const char *field, json_t *extra);
+
+/* A 200 answer whose body fn writes, on its own thread, while the answer is sent (chunked).
+ * heartbeat (a static string, e.g. a line) is sent after HTTP_HEARTBEAT_SECONDS of silence.
+ * fn always runs (and must free arg), also when the client is already gone. */
+void http_reply_stream(http_response *resp, const char *content_type, const char *heartbeat,
+                       http_stream_fn *fn, void *arg);
+/* Appends to a streamed body; false (data dropped) once the client is gone or the server
+ * stops. Thread-safe. */
+bool http_stream_write(http_stream *s, const char *data, size_t len);
+/* Non-zero once the client went away (or the server stops): the stream's work may end. */
+const volatile int *http_stream_cancelled(const http_stream *s);
+
+/* The "error" object of an error answer: {"code", "message"[, "line", "column"][, "field"]}. */
+json_t *http_error_object(const char *code, const char *message, int line, int col,
+                          const char *field);
 
 /* A listening TCP socket on hp ("localhost" is 127.0.0.1). Returns the fd, or -1 with a
  * one-line reason in why. */

@@ -15,6 +15,8 @@
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_QUERY_TIMEOUT 30
 #define DEFAULT_CONNECTION_TIMEOUT 60
+#define DEFAULT_MAX_WAIT 3600
+#define MAX_MAX_WAIT (30 * 86400)
 
 static void usage(FILE *out)
 {
@@ -32,11 +34,14 @@ static void usage(FILE *out)
             "                        other than loopback needs --token-file\n"
             "  --token-file FILE     bearer tokens, one a line: every request but /healthz\n"
             "                        must carry one (on any address, loopback included)\n"
-            "  --threads N           HTTP worker threads (default: CPU cores, at least 2)\n"
+            "  --threads N           default of --db-pool (default: CPU cores, at least 2);\n"
+            "                        every HTTP connection has a thread of its own\n"
             "  --db-pool N           database connections (default: --threads)\n"
             "  --max-body SIZE       largest request body, e.g. 1M, 64K (default 1M)\n"
             "  --query-timeout SECS  time limit of one request's statements (default 30)\n"
             "  --idle-timeout SECS   an idle HTTP connection is closed after this (default 60)\n"
+            "  --max-wait SECS       longest a query's WAIT waits for its jobs (default 3600;\n"
+            "                        0 = no limit); the jobs keep running after it\n"
             "  --verbose             log one line per request to stderr\n"
             "  --pg-user NAME        when run as root, the user that runs the embedded\n"
             "                        PostgreSQL (default postgres)\n"
@@ -111,7 +116,7 @@ int options_parse(int argc, char **argv, server_config *o)
 {
     enum { OPT_DATA_DIR = 1000, OPT_DB, OPT_LISTEN, OPT_PG_USER, OPT_PG_NO_SYNC,
            OPT_MIGRATE_ONLY, OPT_HELP, OPT_VERSION, OPT_TOKEN_FILE, OPT_THREADS, OPT_DB_POOL,
-           OPT_MAX_BODY, OPT_QUERY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_VERBOSE };
+           OPT_MAX_BODY, OPT_QUERY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_VERBOSE, OPT_MAX_WAIT };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"db", required_argument, NULL, OPT_DB},
@@ -125,6 +130,7 @@ int options_parse(int argc, char **argv, server_config *o)
         {"max-body", required_argument, NULL, OPT_MAX_BODY},
         {"query-timeout", required_argument, NULL, OPT_QUERY_TIMEOUT},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
+        {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -138,6 +144,7 @@ int options_parse(int argc, char **argv, server_config *o)
     o->max_body = DEFAULT_MAX_BODY;
     o->query_timeout_s = DEFAULT_QUERY_TIMEOUT;
     o->connection_timeout_s = DEFAULT_CONNECTION_TIMEOUT;
+    o->max_wait_s = DEFAULT_MAX_WAIT;
     opterr = 0; /* our own one-line messages */
     int c;
     long v;
@@ -178,6 +185,12 @@ int options_parse(int argc, char **argv, server_config *o)
                 return options_usage_error("--idle-timeout '%s': give seconds, 1 to 86400",
                                            optarg);
             o->connection_timeout_s = (int)v;
+            break;
+        case OPT_MAX_WAIT:
+            if (!parse_int(optarg, 0, MAX_MAX_WAIT, &v))
+                return options_usage_error("--max-wait '%s': give seconds, 0 (no limit) to %d",
+                                           optarg, MAX_MAX_WAIT);
+            o->max_wait_s = (int)v;
             break;
         case OPT_HELP: usage(stdout); return EXIT_OK;
         case OPT_VERSION: printf("rankqld %s\n", RANKQL_VERSION); return EXIT_OK;
