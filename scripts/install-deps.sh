@@ -7,7 +7,7 @@ set -eu
 PACKAGES="build-essential pkg-config clang libclang-rt-14-dev \
   libmicrohttpd-dev libjansson-dev lemon re2c libpq-dev libedit-dev \
   libopenblas-dev zlib1g-dev libssl-dev libcmocka-dev libcurl4-openssl-dev \
-  postgresql-15 valgrind tmux wrk jq \
+  postgresql-15 valgrind tmux wrk jq python3 \
   dataset-fashion-mnist libpng-dev libjpeg62-turbo-dev"
 
 # Optional, for the benchmarks only (bench_proxy_nn compares against faiss when
