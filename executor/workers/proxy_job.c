@@ -247,9 +247,9 @@ static int parse_indices(const json_t *change, const char *where, size_t n_base,
             }
             json_int_t idx = json_integer_value(v);
             if (idx < 0 || (uint64_t)idx >= limit) {
-                *err = xasprintf("%s: %s index %lld is out of range (%s has %zu rows)", where,
+                *err = xasprintf("%s: %s index %lld is out of range (%s %zu rows)", where,
                                  name, (long long)idx,
-                                 side == 0 ? "the part" : other_name, limit);
+                                 side == 0 ? "the part has" : other_name, limit);
                 goto fail;
             }
             if (i > 0 && (size_t)idx <= dst[i - 1]) {
@@ -401,7 +401,7 @@ static int apply_change(job_ctx *ctx, const json_t *change, const char *where, m
             featfile_free(&o);
             return -1;
         }
-        if (parse_indices(change, where, m->n, (size_t)o.rows, "its features", &bi, &oi,
+        if (parse_indices(change, where, m->n, (size_t)o.rows, "the other features have", &bi, &oi,
                           &count, err) != 0) {
             featfile_free(&o);
             return -1;
@@ -418,7 +418,7 @@ static int apply_change(job_ctx *ctx, const json_t *change, const char *where, m
         dataset *ds = NULL;
         if (load_labels_dataset(labels, where, &ds, err) != 0)
             return -1;
-        if (parse_indices(change, where, m->n, ds->n, "the labels dataset", &bi, &oi, &count,
+        if (parse_indices(change, where, m->n, ds->n, "the labels dataset has", &bi, &oi, &count,
                           err) != 0) {
             dataset_free(ds);
             return -1;
