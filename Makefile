@@ -100,7 +100,7 @@ $(BUILD)/obj/%.cu.o: %.cu
 # The benchmark reads the gzip'd IDX files of Fashion-MNIST when they are installed.
 $(BUILD)/bench/bench_proxy_nn: LDLIBS += $(shell pkg-config --libs zlib)
 
-PROGRAMS    = $(BUILD)/bin/rankqld $(BUILD)/bin/rankql
+PROGRAMS    = $(BUILD)/bin/rankqld $(BUILD)/bin/rankql $(BUILD)/bin/rankql-worker
 UNIT_TESTS  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 BENCHES     = $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
 
@@ -198,6 +198,11 @@ $(LIB): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(BUILD)/bin/rankqld: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard server/*.c)) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# rankql-worker: its main is apart from executor/workers/*.c (which go into the library).
+$(BUILD)/bin/rankql-worker: $(BUILD)/obj/executor/workers/main/rankql-worker.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
