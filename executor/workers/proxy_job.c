@@ -27,6 +27,7 @@
 #include "executor/workers/featstore.h"
 #include "executor/workers/jobs.h"
 #include "executor/workers/proxies/proxy.h"
+#include "queue/queue.h"
 
 /* ---- proxy names and parameters ------------------------------------------------------- */
 
@@ -190,13 +191,10 @@ static bool stopped(job_ctx *ctx, char **err)
     return false;
 }
 
-/* The job identity of a proxy payload: json_hash({"kind": "proxy", "payload": payload}),
- * the same as queue_job_hash("proxy", payload) by docs/jobs.md. */
+/* The job identity of a proxy payload: json_hash({"kind": "proxy", "payload": payload}). */
 static void proxy_job_hash(const json_t *payload, char hex[HASH_HEX_LEN + 1])
 {
-    json_t *o = json_pack("{s:s, s:O}", "kind", "proxy", "payload", payload);
-    json_hash(o, hex);
-    json_decref(o);
+    queue_job_hash("proxy", payload, hex);
 }
 
 /* ---- loading parts ----------------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #include "executor/workers/featstore.h"
 #include "executor/workers/jobs.h"
 #include "executor/workers/proxy_job.h"
+#include "queue/queue.h"
 #include "tests/unit/proxy_test.h"
 
 /* ---- fixtures ------------------------------------------------------------------------ */
@@ -681,6 +682,32 @@ static void test_label_change(void **state)
         json_decref(p1);
         json_decref(p2);
     }
+    /* a labels-only source (spec.labels_only: the label column alone) gives the same */
+    char lo_csv[300];
+    snprintf(lo_csv, sizeof lo_csv, "%s/labels-only.csv", data_dir);
+    FILE *fp = fopen(lo_csv, "w");
+    assert_non_null(fp);
+    fprintf(fp, "label\n");
+    for (int i = 0; i < 20; i++)
+        fprintf(fp, "%d\n", (i * 7 + 1) % 5);
+    fclose(fp);
+    json_t *lo_train = json_deep_copy(f.train_changes), *lo_test = json_deep_copy(f.test_changes);
+    json_t *lo_changes[2] = {lo_train, lo_test};
+    for (int s = 0; s < 2; s++)
+        for (size_t c = 0; c < json_array_size(lo_changes[s]); c++) {
+            json_t *ds = json_object_get(json_array_get(lo_changes[s], c), "labels_from");
+            json_object_set_new(ds, "location", json_string(lo_csv));
+            json_object_set_new(ds, "spec", json_pack("{s:b, s:b}", "labels_only", 1, "header", 1));
+        }
+    json_t *p1 = payload(nn_proxy(1, "euclidean"), one(part(f.htr, lo_train)),
+                         one(part(f.hte, lo_test)));
+    json_t *p2 = payload(nn_proxy(1, "euclidean"), one(part(f.hmut, NULL)), one(part(f.htmut, NULL)));
+    run_out r1 = run_p(p1), r2 = run_p(p2);
+    assert_true(result_err(&r1) == result_err(&r2));
+    run_out_free(&r1);
+    run_out_free(&r2);
+    json_decref(p1);
+    json_decref(p2);
     /* a labels dataset whose digest changed since registration */
     int b[] = {0}, o[] = {0};
     json_t *ch = change_labels(f.csv, b, o, 1);
@@ -874,10 +901,12 @@ static char *sql_value(const char *sql)
 
 static int store_result(json_t *p, const json_t *result)
 {
-    char hash[65];
+    char hash[65], qhash[65];
     json_t *o = json_pack("{s:s, s:O}", "kind", "proxy", "payload", p);
     json_hash(o, hash);
     json_decref(o);
+    queue_job_hash("proxy", p, qhash);
+    assert_string_equal(hash, qhash); /* the job identity of docs/jobs.md */
     job_ctx ctx = {.data_dir = data_dir, .hash = hash};
     char *err = NULL;
     int rc = proxy_job_runner.store(db_conn, &ctx, p, result, &err);
