@@ -37,9 +37,10 @@ struct http_server {
     struct MHD_Daemon *daemon;
     server_ctx *ctx;
     pthread_mutex_t mu;      /* guards what follows */
-    pthread_cond_t idle;     /* signalled when streams reaches 0 */
+    pthread_cond_t idle;     /* signalled when producers or streams go down */
     cancel_entry *running;   /* handlers and streams in flight */
-    int streams;             /* stream threads alive (each may hold a database connection) */
+    int producers;           /* stream threads running (each may hold a database connection) */
+    int streams;             /* streamed answers not yet freed (not yet all sent) */
     bool stopping;
 };
 
@@ -52,7 +53,8 @@ struct http_stream {
     strbuf buf;
     size_t off;              /* sent so far of buf */
     bool done;               /* the stream's function returned */
-    volatile int cancelled;  /* the client went away, or the server stops */
+    volatile int cancelled;  /* the client went away, or the server stops: end a WAIT */
+    bool client_left;        /* nothing more can be sent */
     int refs;
     int fd;                  /* the client's socket, watched for a hang-up while idle */
     struct timespec last_sent;
@@ -233,18 +235,25 @@ static void stream_unref(http_stream *s)
     pthread_mutex_unlock(&s->mu);
     if (!last)
         return;
-    running_remove(s->srv, &s->entry);
+    http_server *srv = s->srv;
+    running_remove(srv, &s->entry);
     strbuf_free(&s->buf);
     pthread_cond_destroy(&s->more);
     pthread_mutex_destroy(&s->mu);
     free(s);
+    pthread_mutex_lock(&srv->mu);
+    srv->streams--;
+    pthread_cond_broadcast(&srv->idle);
+    pthread_mutex_unlock(&srv->mu);
 }
 
+/* The client is gone (or the connection ends): stop waiting, stop writing. */
 static void stream_cancel(http_stream *s)
 {
     pthread_mutex_lock(&s->mu);
     if (!s->done)
         s->cancelled = 1;
+    s->client_left = true;
     pthread_cond_broadcast(&s->more);
     pthread_mutex_unlock(&s->mu);
 }
@@ -252,7 +261,7 @@ static void stream_cancel(http_stream *s)
 bool http_stream_write(http_stream *s, const char *data, size_t len)
 {
     pthread_mutex_lock(&s->mu);
-    bool ok = !s->cancelled;
+    bool ok = !s->client_left;
     if (ok) {
         strbuf_append(&s->buf, data, len);
         pthread_cond_broadcast(&s->more);
@@ -302,7 +311,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
             MHD_set_connection_option(s->conn, MHD_CONNECTION_OPTION_TIMEOUT, s->idle_timeout_s);
             return MHD_CONTENT_READER_END_OF_STREAM;
         }
-        if (s->cancelled) {
+        if (s->client_left) {
             pthread_mutex_unlock(&s->mu);
             return MHD_CONTENT_READER_END_WITH_ERROR;
         }
@@ -320,8 +329,10 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *out, size_t max)
         until.tv_sec += ns / 1000000000L;
         until.tv_nsec = ns % 1000000000L;
         pthread_cond_timedwait(&s->more, &s->mu, &until);
-        if (s->off == s->buf.len && !s->done && client_gone(s->fd))
+        if (s->off == s->buf.len && !s->done && client_gone(s->fd)) {
             s->cancelled = 1;
+            s->client_left = true;
+        }
     }
 }
 
@@ -342,8 +353,8 @@ static void stream_finish(http_stream *s)
     http_server *srv = s->srv;
     stream_unref(s);
     pthread_mutex_lock(&srv->mu);
-    if (--srv->streams == 0)
-        pthread_cond_broadcast(&srv->idle);
+    srv->producers--;
+    pthread_cond_broadcast(&srv->idle);
     pthread_mutex_unlock(&srv->mu);
 }
 
@@ -375,6 +386,7 @@ static enum MHD_Result answer_stream(http_server *srv, struct MHD_Connection *co
     clock_gettime(CLOCK_MONOTONIC, &s->last_sent);
     running_add(srv, &s->entry, &s->cancelled);
     pthread_mutex_lock(&srv->mu);
+    srv->producers++;
     srv->streams++;
     pthread_mutex_unlock(&srv->mu);
     st->stream = s;
@@ -383,7 +395,7 @@ static enum MHD_Result answer_stream(http_server *srv, struct MHD_Connection *co
                                                                stream_read, s,
                                                                stream_response_done);
     if (!r) {
-        s->cancelled = 1;
+        stream_cancel(s);
         stream_unref(s); /* the response's */
     } else {
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
@@ -716,6 +728,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                           : toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED ? " (timed out)"
                           : toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT ? " (client went away)"
                           : toe == MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN ? " (shutdown)"
+                          : st->stream ? " (stream cut short)"
                                                                          : " (not sent)";
         fprintf(stderr, "rankqld: %s %s %s %d %.3f ms%s%s%s\n", remote[0] ? remote : "-",
                 st->method_label, st->path, st->status, seconds * 1e3, st->code[0] ? " " : "",
@@ -733,6 +746,10 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
         msg[--n] = '\0';
+    /* A streamed answer whose client went away (or the server stops) ends with an error:
+     * nothing to report. */
+    if (strcmp(msg, "Closing connection (application error generating response).") == 0)
+        return;
     fprintf(stderr, "rankqld: http: %s\n", msg);
 }
 
@@ -746,7 +763,7 @@ http_server *http_server_start(server_ctx *ctx, int listen_fd, char **err)
     pthread_cond_init(&s->idle, NULL);
     /* A thread per connection (see the top of this file); poll(), so no FD_SETSIZE limit. */
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_POLL | MHD_USE_ERROR_LOG;
+                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ctx->cfg->listen.family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
@@ -779,12 +796,23 @@ void http_server_stop(http_server *s)
     for (cancel_entry *e = s->running; e; e = e->next)
         *e->flag = 1;
     pthread_mutex_unlock(&s->mu);
-    MHD_stop_daemon(s->daemon);
-    /* Stream threads may still hold database connections: the pool closes after them. */
+    MHD_socket fd = MHD_quiesce_daemon(s->daemon); /* no new connections */
+    if (fd != MHD_INVALID_SOCKET)
+        close(fd);
+    /* Streamed answers finish (their statements end, like those of the other requests in
+     * flight, which MHD_stop_daemon waits for); their last lines get a moment to be sent
+     * before the connections are shut. Stream threads may hold database connections: the
+     * pool is closed after them. */
     pthread_mutex_lock(&s->mu);
-    while (s->streams > 0)
+    while (s->producers > 0)
         pthread_cond_wait(&s->idle, &s->mu);
+    struct timespec grace;
+    clock_gettime(CLOCK_REALTIME, &grace);
+    grace.tv_sec += 2;
+    while (s->streams > 0 && pthread_cond_timedwait(&s->idle, &s->mu, &grace) == 0)
+        ;
     pthread_mutex_unlock(&s->mu);
+    MHD_stop_daemon(s->daemon);
     pthread_cond_destroy(&s->idle);
     pthread_mutex_destroy(&s->mu);
     free(s);

@@ -137,19 +137,22 @@ for tf in "$SCRATCH/missing.tokens" "$SCRATCH/short.tokens" "$SCRATCH/empty.toke
   check_contains "unusable token file is named: $(basename "$tf")" "$tf" "$out"
 done
 for args in "--threads 0" "--threads x" "--db-pool 0" "--max-body 10" "--max-body 2T" \
-            "--query-timeout 0" "--idle-timeout -1"; do
+            "--query-timeout 0" "--idle-timeout -1" "--max-wait -1" "--max-wait 1h"; do
   # shellcheck disable=SC2086
   out=$(timeout 10 "$RANKQLD" $args 2>&1 >/dev/null); rc=$?
   check_eq "bad server flag exits 2: $args" 2 "$rc"
 done
 out=$(timeout 10 "$RANKQLD" --help)
-for flag in --token-file --threads --db-pool --max-body --query-timeout --idle-timeout --verbose; do
+for flag in --token-file --threads --db-pool --max-body --query-timeout --idle-timeout --max-wait \
+            --verbose; do
   check_contains "--help describes $flag" "$flag" "$out"
 done
 
 # ---- server A: embedded PostgreSQL, loopback, no token ------------------------------------
+# --db-pool 4: the streaming checks keep two connections busy (whatever the cores) and still
+# expect a third request to be answered at once.
 if start_server "$SCRATCH/a.err" --data-dir "$DATA" --pg-no-sync --listen "127.0.0.1:$PORT" \
-     --max-body 64K --verbose; then ok "rankqld starts and listens"; else
+     --max-body 64K --verbose --db-pool 4; then ok "rankqld starts and listens"; else
   not_ok "rankqld starts and listens"; sed 's/^/#   /' "$SCRATCH/a.err"; finish; fi
 A=$SRV
 check_contains "it prints where it listens" "rankqld: listening on http://127.0.0.1:$PORT" "$(cat "$SCRATCH/a.err")"
@@ -397,6 +400,113 @@ n2=$(printf '%s\n' "$RESP" | sed -n 's/^rankql_http_requests_total{method="GET",
 check_eq "metrics: a request is counted once" "$((n + 1))" "$n2"
 check_contains "--verbose logs one line per request" "rankqld: 127.0.0.1 POST /v1/query 200 " "$(cat "$SCRATCH/a.err")"
 check_contains "--verbose logs the error code" "GET /v1/nothing 404 " "$(cat "$SCRATCH/a.err")"
+
+# ---- POST /v1/query streamed (NDJSON) --------------------------------------------------------
+# stream_req BODY [CURL-ARGS…]: POST /v1/query with BODY (a JSON text), the answer read as it
+# comes (curl -N); sets STATUS, RESP (the lines) and HDRS.
+stream_req() {
+  local body=$1; shift
+  printf '%s' "$body" >"$SCRATCH/sbody.json"
+  req POST /v1/query "@$SCRATCH/sbody.json" "${JSON[@]}" -N "$@"
+}
+# ndjson_ok: every line of RESP is one JSON object with a "type".
+ndjson_ok() {
+  local line
+  [ -n "$RESP" ] || return 1
+  while IFS= read -r line; do
+    printf '%s' "$line" | jq -e 'type == "object" and (.type | type == "string")' >/dev/null 2>&1 || return 1
+  done <<<"$RESP"
+}
+# lines_of TYPE: the lines of that type, one a line, compact.
+lines_of() { printf '%s\n' "$RESP" | jq -c --arg t "$1" 'select(.type == $t)' 2>/dev/null; }
+# progress_ok: progress lines, if any (only task-aware WAITs make them), carry the fields of
+# the executor's event and the statement number, and come before the result of their statement.
+progress_ok() {
+  printf '%s\n' "$RESP" | jq -s -e '
+    (to_entries | map(select(.value.type == "progress")) | all(
+       (.value.statement | type == "number") and (.value.jobs_total | type == "number") and
+       (.value.jobs_done | type == "number") and (.value.fraction | type == "number"))) and
+    (. as $l | [range(0; length)] | all(. as $i | $l[$i].type != "progress" or
+       ([range($i; $l | length)] | any($l[.].type == "result" and $l[.].statement == $l[$i].statement)
+        or any($l[.].type == "error"))))' >/dev/null 2>&1
+}
+
+SELECT_BODY=$(jq -cn --arg s "$S1" '{query: "SELECT name FROM models WHERE num_params > 1M ORDER BY name;", session: $s}')
+stream_req "$SELECT_BODY" -H 'Accept: application/x-ndjson'
+check_eq "streamed (Accept: application/x-ndjson): 200" 200 "$STATUS"
+check_contains "streamed: Content-Type application/x-ndjson" "Content-Type: application/x-ndjson" "$HDRS"
+check "streamed: every line is a JSON object with a type" ndjson_ok
+check_eq "streamed: one result line, statement 0, with the result object" \
+  '0 SELECT ["name"]' "$(lines_of result | jq -r '"\(.statement) \(.result.statement) \(.result.columns | tojson)"' | tr '\n' ' ' | sed 's/ $//')"
+check_eq "streamed: the rows are those of the plain answer" \
+  "$(query "SELECT name FROM models WHERE num_params > 1M ORDER BY name;" "$S1"; jf '.rows | tojson')" \
+  "$(stream_req "$SELECT_BODY" -H 'Accept: application/x-ndjson'; lines_of result | jq -c .result.rows)"
+check_eq "streamed: the last line is the end, with the session" \
+  "end $S1" "$(printf '%s\n' "$RESP" | tail -1 | jq -r '"\(.type) \(.session)"')"
+check "streamed: progress lines, if any, are well formed and come before their result" progress_ok
+
+stream_req "$(jq -cn --arg s "$S1" '{query: "SELECT name FROM models; SHOW DATASETS;", session: $s, stream: true}')"
+check_eq '"stream": true: 200 NDJSON' "200 application/x-ndjson" \
+  "$STATUS $(printf '%s\n' "$HDRS" | sed -n 's/^Content-Type: //p')"
+check "\"stream\": true: every line is JSON" ndjson_ok
+check_eq '"stream": true: two statements, two result lines, then the end' "result:0 result:1 end" \
+  "$(printf '%s\n' "$RESP" | jq -r 'if .type == "result" then "result:\(.statement)" else .type end' | grep -v '^heartbeat$' | tr '\n' ' ' | sed 's/ $//')"
+stream_req '{"query": "SELECT name FROM models;", "stream": false}' -H 'Accept: application/x-ndjson'
+expect '"stream": false wins over Accept: one JSON answer' 200 -
+check_contains '"stream": false: application/json' "Content-Type: application/json" "$HDRS"
+stream_req '{"query": "SELECT name FROM models;", "stream": "yes"}'
+expect '"stream" that is not a boolean: 422' 422 invalid_request
+
+stream_req "$(jq -cn --arg s "$S1" '{query: "SELECT name FROM models;\nSELECT bogus FROM models;\nSELECT name FROM models;", session: $s}')" \
+  -H 'Accept: application/x-ndjson'
+check_eq "streamed error: 200" 200 "$STATUS"
+check "streamed error: every line is JSON" ndjson_ok
+check_eq "streamed error: the result before it, the error line, the end; nothing after the error runs" \
+  "result:0 error:1 end" \
+  "$(printf '%s\n' "$RESP" | jq -r 'if .type == "result" or .type == "error" then "\(.type):\(.statement)" else .type end' | grep -v '^heartbeat$' | tr '\n' ' ' | sed 's/ $//')"
+check_eq "streamed error: the error object of the plain API, and its status" \
+  "400 semantic_error 2 8" "$(lines_of error | jq -r '"\(.status) \(.error.code) \(.error.line) \(.error.column)"')"
+stream_req '{"query": "SELECT name FROM models; SELECT name FROM;"}' -H 'Accept: application/x-ndjson'
+check_eq "streamed syntax error: an error line for statement 1, then an end without session" \
+  "error:1:400:syntax_error end:null" \
+  "$(printf '%s\n' "$RESP" | jq -r 'if .type == "error" then "error:\(.statement):\(.status):\(.error.code)" else "\(.type):\(.session)" end' | tr '\n' ' ' | sed 's/ $//')"
+stream_req '{"query": "SELECT name FROM models;", "session": "00000000-0000-4000-8000-000000000000"}' -H 'Accept: application/x-ndjson'
+expect "streamed, unknown session: a plain 404, before any stream" 404 not_found
+stream_req '{"query": "SELECT name FROM models;", "bogus": 1}' -H 'Accept: application/x-ndjson'
+expect "streamed, bad request: a plain 422" 422 invalid_request
+
+# A statement that waits (on a table lock here; a WAIT for jobs alike) must not hold up other
+# clients; a streamed one sends heartbeats; a client that goes away mid-stream harms nothing.
+psql -X -q -h "$SOCK" -U rankql -d rankql \
+  -c "BEGIN; LOCK TABLE models IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(11.5); COMMIT;" >/dev/null 2>&1 &
+LOCKER_PG=$!
+sleep 0.5
+printf '%s' "$SELECT_BODY" >"$SCRATCH/slow.json"
+curl -s -N --max-time 30 -H 'Accept: application/x-ndjson' "${JSON[@]}" --data-binary "@$SCRATCH/slow.json" \
+  "$BASE/v1/query" >"$SCRATCH/slow.out" 2>/dev/null &
+SLOW=$!
+curl -s -N --max-time 1 -H 'Accept: application/x-ndjson' "${JSON[@]}" --data-binary "@$SCRATCH/slow.json" \
+  "$BASE/v1/query" >/dev/null 2>&1
+check_eq "a client that gives up mid-stream: curl timed out" 28 "$?"
+t0=$(date +%s%N)
+req GET /healthz
+query "SHOW DATASETS;" "$S1"
+t1=$(date +%s%N)
+expect "while two others wait: a query is answered" 200 -
+check "while two others wait: at once (under 3 s)" test $(( (t1 - t0) / 1000000 )) -lt 3000
+wait "$SLOW"
+wait "$LOCKER_PG" 2>/dev/null
+RESP=$(cat "$SCRATCH/slow.out")
+check "a slow stream: every line is JSON" ndjson_ok
+check_contains "a slow stream: a heartbeat after 10 s of silence" '{"type":"heartbeat"}' "$RESP"
+check_eq "a slow stream: then its result and the end" "result end" \
+  "$(printf '%s\n' "$RESP" | jq -r .type | grep -v '^heartbeat$' | tr '\n' ' ' | sed 's/ $//')"
+check "the client that went away: the server lives on" kill -0 "$A"
+req GET /healthz
+expect "the client that went away: /healthz still 200" 200 -
+check_contains "the client that went away: logged" "stream cut short" "$(cat "$SCRATCH/a.err")"
+check_eq "the client that went away: its database connection is back in the pool" 0 \
+  "$(req GET /metrics; printf '%s\n' "$RESP" | sed -n 's/^rankql_db_pool_connections{state="busy"} //p')"
 
 # ---- values that try to leave their string slot ---------------------------------------------
 # Every value below goes into every string slot of SELECT and REGISTER. It must reach the
