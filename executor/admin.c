@@ -1,7 +1,12 @@
 /* SHOW, USE and PURGE. */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/util.h"
 #include "executor/internal.h"
@@ -75,8 +80,8 @@ json_t *exec_use(exec_ctx *ctx, const ast_use *u, exec_error *err)
 /* ---- PURGE ---------------------------------------------------------------------------- */
 
 /* The caches PURGE empties, in an order that respects nothing but readability: none of
- * them is referenced by another table. */
-static const char *const cache_tables[] = {"feature_cache", "proxy_results", "finetune_results",
+ * them is referenced by another table. feature_cache is emptied apart (see below). */
+static const char *const cache_tables[] = {"proxy_results", "finetune_results",
                                            "strategy_results", "dataset_similarity", NULL};
 
 static bool count_rows(exec_ctx *ctx, const char *table, long *count, exec_error *err)
@@ -91,6 +96,13 @@ static bool count_rows(exec_ctx *ctx, const char *table, long *count, exec_error
     return true;
 }
 
+/* Feature rows go, except those of embed jobs that an unfinished job still depends on
+ * (those jobs are kept below, and their dependents read the files). */
+static const char delete_features[] =
+    "DELETE FROM feature_cache f WHERE NOT EXISTS ("
+    "  SELECT 1 FROM jobs e JOIN job_deps d ON d.depends_on = e.id JOIN jobs w ON w.id = d.job_id"
+    "  WHERE e.hash = f.hash AND w.status IN ('queued', 'running'))";
+
 /* Finished jobs go too, except those an unfinished job still depends on (deleting a
  * failed dependency would make its dependent look ready). */
 static const char delete_finished_jobs[] =
@@ -98,11 +110,145 @@ static const char delete_finished_jobs[] =
     "AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs w ON w.id = d.job_id "
     "                WHERE d.depends_on = j.id AND w.status IN ('queued', 'running'))";
 
+/* The feature files still wanted after the purge: those of the remaining feature_cache
+ * rows, and the (temporary) files of unfinished jobs. */
+static const char kept_hashes[] =
+    "SELECT hash FROM feature_cache UNION SELECT hash FROM jobs "
+    "WHERE status IN ('queued', 'running') ORDER BY 1";
+
+/* Whether the statement runs inside a caller's transaction (executor_run then wraps it in
+ * the savepoint rankql_statement) rather than in a transaction of its own. Rolling back to
+ * that savepoint at the start of the statement undoes nothing; where it does not exist
+ * the error is undone by a savepoint of our own. */
+static bool in_callers_transaction(exec_ctx *ctx)
+{
+    exec_error scratch;
+    if (exec_cmd(ctx, "SAVEPOINT rankql_purge_probe", 0, NULL, &scratch) < 0)
+        return true;
+    if (exec_cmd(ctx, "ROLLBACK TO SAVEPOINT rankql_statement", 0, NULL, &scratch) >= 0)
+        return true;
+    exec_cmd(ctx, "ROLLBACK TO SAVEPOINT rankql_purge_probe", 0, NULL, &scratch);
+    exec_cmd(ctx, "RELEASE SAVEPOINT rankql_purge_probe", 0, NULL, &scratch);
+    return false;
+}
+
+static bool is_hex(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static int cmp_hash(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What one features/<2 hex>/ entry is: a feature file "<64 hex>.rqf" (or its temporary
+ * "<64 hex>.rqf.tmp…") named after hash, another temporary file "*.tmp*" (hash ""), or
+ * something PURGE leaves alone (false). */
+static bool purgeable(const char *dir2, const char *name, char hash[65])
+{
+    size_t n = strlen(name);
+    hash[0] = '\0';
+    if (n >= 68 && is_hex(name, 64) && strncmp(name, dir2, 2) == 0 &&
+        strncmp(name + 64, ".rqf", 4) == 0 && (n == 68 || strncmp(name + 68, ".tmp", 4) == 0)) {
+        memcpy(hash, name, 64);
+        hash[64] = '\0';
+        return true;
+    }
+    return strstr(name, ".tmp") != NULL;
+}
+
+static bool newer(const struct stat *st, const struct timespec *t0)
+{
+    return st->st_mtim.tv_sec > t0->tv_sec ||
+           (st->st_mtim.tv_sec == t0->tv_sec && st->st_mtim.tv_nsec >= t0->tv_nsec);
+}
+
+/* Deletes the feature files (and temporary files) under data_dir/features that no kept
+ * hash names and that were last written before t0. Returns the number deleted; *failed
+ * counts those that could not be. */
+static long delete_feature_files(const char *data_dir, char **kept, size_t nkept,
+                                 const struct timespec *t0, long *failed)
+{
+    char *root = xasprintf("%s/features", data_dir);
+    DIR *top = opendir(root);
+    long deleted = 0;
+    struct dirent *d;
+    while (top && (d = readdir(top)) != NULL) {
+        if (strlen(d->d_name) != 2 || !is_hex(d->d_name, 2))
+            continue;
+        char *sub = xasprintf("%s/%s", root, d->d_name);
+        DIR *dir = opendir(sub);
+        struct dirent *f;
+        while (dir && (f = readdir(dir)) != NULL) {
+            char hash[65];
+            if (!purgeable(d->d_name, f->d_name, hash))
+                continue;
+            const char *key = hash;
+            if (hash[0] && bsearch(&key, kept, nkept, sizeof *kept, cmp_hash))
+                continue;
+            char *path = xasprintf("%s/%s", sub, f->d_name);
+            struct stat st;
+            if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && !newer(&st, t0)) {
+                if (unlink(path) == 0)
+                    deleted++;
+                else if (errno != ENOENT)
+                    (*failed)++;
+            }
+            free(path);
+        }
+        if (dir)
+            closedir(dir);
+        free(sub);
+    }
+    if (top)
+        closedir(top);
+    free(root);
+    return deleted;
+}
+
+/* After the rows are committed: the files of what is no longer cached. Runs in a new
+ * transaction (executor_run commits it). Returns the files deleted, or -1 with *err. */
+static long purge_files(exec_ctx *ctx, json_t *result, exec_error *err)
+{
+    struct timespec t0;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    if (exec_cmd(ctx, "COMMIT", 0, NULL, err) < 0 || exec_cmd(ctx, "BEGIN", 0, NULL, err) < 0)
+        return -1;
+    PGresult *res = exec_sql(ctx, kept_hashes, 0, NULL, err);
+    if (!res)
+        return -1;
+    size_t n = (size_t)PQntuples(res);
+    char **kept = xcalloc(n ? n : 1, sizeof *kept);
+    for (size_t i = 0; i < n; i++)
+        kept[i] = xstrdup(PQgetvalue(res, (int)i, 0));
+    PQclear(res);
+    qsort(kept, n, sizeof *kept, cmp_hash); /* bytewise, whatever the database's collation */
+    long failed = 0;
+    long deleted = delete_feature_files(ctx->data_dir, kept, n, &t0, &failed);
+    if (failed)
+        result_notice(result, "%ld feature files under %s/features could not be deleted", failed,
+                      ctx->data_dir);
+    for (size_t i = 0; i < n; i++)
+        free(kept[i]);
+    free(kept);
+    return deleted;
+}
+
 json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err)
 {
     (void)p;
+    bool nested = ctx->data_dir && in_callers_transaction(ctx);
     json_t *rows = json_array();
     long count;
+    if ((count = exec_cmd(ctx, delete_features, 0, NULL, err)) < 0) {
+        json_decref(rows);
+        return NULL;
+    }
+    json_array_append_new(rows, json_pack("[s,I]", "feature_cache", (json_int_t)count));
     for (size_t i = 0; cache_tables[i]; i++) {
         if (!count_rows(ctx, cache_tables[i], &count, err)) {
             json_decref(rows);
@@ -110,17 +256,29 @@ json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err)
         }
         json_array_append_new(rows, json_pack("[s,I]", cache_tables[i], (json_int_t)count));
     }
-    if (exec_cmd(ctx,
-                 "TRUNCATE feature_cache, proxy_results, finetune_results, strategy_results, "
-                 "dataset_similarity",
-                 0, NULL, err) < 0 ||
+    if (exec_cmd(ctx, "TRUNCATE proxy_results, finetune_results, strategy_results, "
+                      "dataset_similarity", 0, NULL, err) < 0 ||
         (count = exec_cmd(ctx, delete_finished_jobs, 0, NULL, err)) < 0) {
         json_decref(rows);
         return NULL;
     }
     json_array_append_new(rows, json_pack("[s,I]", "jobs (finished)", (json_int_t)count));
     json_t *result = result_new("PURGE");
+    long files = 0;
+    if (ctx->data_dir && !nested) {
+        files = purge_files(ctx, result, err);
+        if (files < 0) {
+            json_decref(rows);
+            json_decref(result);
+            return NULL;
+        }
+    } else if (ctx->data_dir) {
+        result_notice(result, "feature files are kept: inside a transaction they would go "
+                      "before its commit; a PURGE of its own deletes them");
+    }
+    json_array_append_new(rows, json_pack("[s,I]", "feature files", (json_int_t)files));
     result_set(result, json_pack("[s,s]", "table", "deleted"), rows);
-    result_notice(result, "caches emptied; the catalog (models, datasets) and unfinished jobs are kept");
+    result_notice(result, "caches emptied; the catalog (models, datasets), unfinished jobs and "
+                  "the features they need are kept");
     return result;
 }

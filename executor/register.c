@@ -573,6 +573,7 @@ typedef struct writes {
     size_t n;
     const char *columns[MAX_FIELDS];
     char *exprs[MAX_FIELDS];
+    size_t param[MAX_FIELDS];    /* the parameter number a column's expression uses, or 0 */
     plan_params params;
 } writes;
 
@@ -583,22 +584,30 @@ static void writes_free(writes *w)
     plan_params_free(&w->params);
 }
 
-/* column = value::cast; value NULL = SQL NULL. A column already set is replaced. */
+/* column = value::cast; value NULL = SQL NULL. A column already set is replaced (reusing
+ * its parameter, so none is left that the statement does not use). */
 static void write_col(writes *w, const char *column, const char *cast, const char *value)
 {
     size_t i = 0;
     while (i < w->n && strcmp(w->columns[i], column) != 0)
         i++;
-    if (i == w->n)
+    if (i == w->n) {
         w->n++;
-    else
+        w->param[i] = 0;
+    } else {
         free(w->exprs[i]);
+    }
     w->columns[i] = column;
-    if (!value) {
+    size_t n = w->param[i];
+    if (n) {
+        free(w->params.values[n - 1]);
+        w->params.values[n - 1] = value ? xstrdup(value) : NULL;
+    } else if (!value) {
         w->exprs[i] = xasprintf("NULL::%s", cast);
         return;
+    } else {
+        n = w->param[i] = plan_params_add(&w->params, value);
     }
-    size_t n = plan_params_add(&w->params, value);
     w->exprs[i] = strcmp(cast, "text[]") == 0
                       ? xasprintf("ARRAY(SELECT jsonb_array_elements_text($%zu::jsonb))", n)
                       : xasprintf("$%zu::%s", n, cast);
@@ -1080,6 +1089,134 @@ static bool plan_slice(reg *r, const existing *ex, writes *w)
     return true;
 }
 
+/* Whether the statement names something the file check depends on (anything but
+ * date_added and split, which only relabel). */
+static bool touches_file(const reg *r, const existing *ex)
+{
+    if (!ex->found || r->spec)
+        return true;
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->items[i].def->name, "date_added") != 0 &&
+            strcmp(r->items[i].def->name, "split") != 0)
+            return true;
+    return false;
+}
+
+/* The field a reader error is blamed on: the slice when the statement gives one and the
+ * message is about it, the spec for its options, labels file and labels_only, else the
+ * location. */
+static const char *reader_field(const reg *r, const char *msg, const char *labels)
+{
+    if (strstr(msg, "slice")) {
+        static const char *const slices[] = {"slice", "slice_start", "slice_stop"};
+        for (size_t i = 0; i < 3; i++)
+            if (find_given(r, slices[i]))
+                return slices[i];
+    }
+    size_t n = labels ? strlen(labels) : 0;
+    if (strstr(msg, "labels_only is set") || (n && strncmp(msg, labels, n) == 0 && msg[n] == ':'))
+        return "spec";
+    return "location";
+}
+
+/* A given size / num_classes / digest that the file contradicts. */
+static bool check_derived(reg *r, const char *field, const char *stored, const char *why)
+{
+    const given *g = find_given(r, field);
+    if (!g || json_is_null(g->value))
+        return true;
+    char *given_text = param_text(g->value);
+    bool same = stored && strcmp(given_text, stored) == 0;
+    if (!same)
+        exec_invalid(r->err, field, g->pos, "%s: %s given, but %s", field, given_text, why);
+    free(given_text);
+    return same;
+}
+
+/* A file dataset: loaded with datasets/ (the reader options of spec, the registered slice)
+ * and checked whole; size (examples in the slice), num_classes, digest and, for images
+ * and texts, modality come from the file. */
+static bool plan_file_dataset(reg *r, const existing *ex, writes *w, const char *format,
+                              const char *location, const json_t *spec, json_t *result)
+{
+    dataset_format df;
+    if (dataset_format_parse(format, &df) != 0)
+        return exec_invalid(r->err, "format", blame_pos(r, "format"), "format: %s is not read "
+                            "by the dataset readers", format);
+    /* the reader options: spec without the keys REGISTER handles itself */
+    json_t *opts = json_deep_copy(json_is_object(spec) ? spec : NULL);
+    if (!opts)
+        opts = json_object();
+    json_object_del(opts, "split");
+    json_object_del(opts, "images_path");
+    json_object_del(opts, "numpy_path");
+    dataset_spec ds;
+    char *msg = NULL;
+    if (dataset_spec_from_json(df, location, opts, &ds, &msg) != 0) {
+        exec_invalid(r->err, "spec", blame_pos(r, "spec"), "spec: %s", msg ? msg : "invalid");
+        free(msg);
+        json_decref(opts);
+        return false;
+    }
+    bool has_start, has_stop;
+    int64_t start = slice_bound(r, ex, "slice_start", &has_start);
+    int64_t stop = slice_bound(r, ex, "slice_stop", &has_stop);
+    if (has_start)
+        ds.start = start;
+    if (has_stop)
+        ds.stop = stop;
+    dataset_info info;
+    if (dataset_validate(&ds, &info, &msg) != 0) {
+        const char *field = reader_field(r, msg ? msg : "", ds.labels_path);
+        exec_invalid(r->err, field, blame_pos(r, field), "%s: %s", field, msg ? msg : "unreadable");
+        free(msg);
+        json_decref(opts);
+        return false;
+    }
+    json_decref(opts);
+    char size[32], classes[32];
+    snprintf(size, sizeof size, "%" PRIu64, info.size);
+    snprintf(classes, sizeof classes, "%" PRId32, info.num_classes);
+    char *why_size = xasprintf("the %s holds %" PRIu64 " examples", has_start || has_stop ?
+                               "slice of the file" : "file", info.size);
+    char *why_classes = info.has_labels
+        ? xasprintf("the labels of the file make %" PRId32 " classes (0 to %" PRId32 ")",
+                    info.num_classes, info.num_classes - 1)
+        : xstrdup("the file has no labels");
+    char *why_digest = xasprintf("the file's digest is %s", info.digest);
+    bool ok = check_derived(r, "size", size, why_size) &&
+              check_derived(r, "num_classes", info.has_labels ? classes : NULL, why_classes) &&
+              check_derived(r, "digest", info.digest, why_digest);
+    free(why_size);
+    free(why_classes);
+    free(why_digest);
+    if (!ok)
+        return false;
+    const char *modality = info.kind == DATASET_IMAGES ? "image"
+                           : info.kind == DATASET_TEXTS ? "text"
+                                                        : NULL;
+    const given *gm = find_given(r, "modality");
+    if (modality && gm && json_is_string(gm->value) &&
+        strcmp(json_string_value(gm->value), modality) != 0)
+        return exec_invalid(r->err, "modality", gm->pos, "modality: %s given, but the file holds "
+                            "%s", json_string_value(gm->value), dataset_kind_name(info.kind));
+    if (modality)
+        write_col(w, "modality", "text", modality);
+    write_col(w, "size", "bigint", size);
+    write_col(w, "num_classes", "integer", info.has_labels ? classes : NULL);
+    write_col(w, "digest", "text", info.digest);
+    if (info.kind == DATASET_IMAGES)
+        result_notice(result, "%s: %" PRIu64 " images %zux%zux%zu%s%s, digest %.12s…", location,
+                      info.size, info.height, info.width, info.channels,
+                      info.has_labels ? ", labels " : "", info.has_labels ? classes : "",
+                      info.digest);
+    else
+        result_notice(result, "%s: %" PRIu64 " %s%s%s, digest %.12s…", location, info.size,
+                      dataset_kind_name(info.kind), info.has_labels ? ", labels " : "",
+                      info.has_labels ? classes : "", info.digest);
+    return true;
+}
+
 static bool plan_dataset(reg *r, const existing *ex, writes *w, json_t *result)
 {
     const char *format = effective_text(r, ex, "format");
@@ -1107,6 +1244,13 @@ static bool plan_dataset(reg *r, const existing *ex, writes *w, json_t *result)
     if (!split_given && r->spec && json_is_string(json_object_get(r->spec, "split")))
         split = json_string_value(json_object_get(r->spec, "split"));
     if (!check_format(r, ex, format, location, spec, split) || !plan_slice(r, ex, w))
+        return false;
+    if (json_is_true(json_object_get(spec, "labels_only")) && !is_file_format(format))
+        return exec_invalid(r->err, "spec", blame_pos(r, "spec"),
+                            "spec: labels_only needs a file format (idx, csv, npy, npz, "
+                            "imagefolder or text) whose labels can be read, not %s", format);
+    if (is_file_format(format) && touches_file(r, ex) &&
+        !plan_file_dataset(r, ex, w, format, location, spec, result))
         return false;
     if (!ex->found && !find_given(r, "modality")) {
         if (strcmp(format, "idx") == 0 || strcmp(format, "imagefolder") == 0)

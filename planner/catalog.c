@@ -86,13 +86,15 @@ static const catalog_table tables[] = {
     {TABLE_JOBS, "jobs", ENTITY_JOBS, "jobs", NULL, "payload", jobs_defaults},
 };
 
-/* SHiFT's model JSON keys (shift-spec §3.3) and the builtin runner's parameters. */
+/* SHiFT's model JSON keys (shift-spec §3.3) and the builtin runner's parameters (the options
+ * of executor/workers/embed/embed.h's extractors). */
 static const char *const model_spec_keys[] = {
     "tf_image_model_url", "tf_text_model_url", "output_key", "required_image_size", "hf_name",
     "max_length", "pooled_output", "tokenizer_params", "torchvision_name", "image_layer_path",
     "text_layer_path", "noop_target_image_size", "noop_text", "reshape_image_size", "base_model",
     "train_readers", "lr", "epochs", "tf_image_name", "tf_text_name", "extractor", "k", "seed",
-    "width", "bins", "path", "command", "model_identifier", NULL};
+    "whiten", "gamma", "factor", "bins", "grid", "cell", "block", "width", "ksize", "path",
+    "command", "model_identifier", NULL};
 /* SHiFT's reader JSON keys. */
 static const char *const dataset_spec_keys[] = {
     "vtab_name", "use_feature", "use_label", "tf_dataset_name", "embed_feature_path",

@@ -27,6 +27,7 @@
 static int n_checks, n_failed;
 static PGconn *conn;
 static const char *scratch;
+static const char *data_dir; /* exec_ctx.data_dir of run(); NULL but in the PURGE files test */
 
 /* ---- reporting -------------------------------------------------------------------------- */
 
@@ -73,7 +74,7 @@ static json_t *run(const char *session, const char *text, exec_error *err)
                  s->n && s->stmts[0].error ? s->stmts[0].error->message : "not one statement");
         err->http_status = 400;
     } else {
-        exec_ctx ctx = {conn, session};
+        exec_ctx ctx = {.conn = conn, .session_id = session, .data_dir = data_dir};
         result = executor_run(&ctx, s->stmts[0].ast, err);
     }
     rq_script_free(s);
@@ -420,6 +421,58 @@ static void variable_tests(const char *a, const char *b)
 
 /* ---- REGISTER -------------------------------------------------------------------------------- */
 
+static void write_bytes(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(data, 1, len, f) != len)
+        diag("cannot write %s", path);
+    if (f)
+        fclose(f);
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* n 2×2 grey IDX images (pixel values i·4 + j) and, when labels is given, their idx1
+ * labels file. */
+static void write_idx(const char *img, const char *lab, uint32_t n, const uint8_t *labels)
+{
+    uint8_t *b = xcalloc(16 + 4 * (size_t)n + 1, 1);
+    put_be32(b, 0x803);
+    put_be32(b + 4, n);
+    put_be32(b + 8, 2);
+    put_be32(b + 12, 2);
+    for (size_t i = 0; i < 4 * (size_t)n; i++)
+        b[16 + i] = (uint8_t)i;
+    write_bytes(img, b, 16 + 4 * (size_t)n);
+    if (lab && labels) {
+        put_be32(b, 0x801);
+        put_be32(b + 4, n);
+        memcpy(b + 8, labels, n);
+        write_bytes(lab, b, 8 + (size_t)n);
+    }
+    free(b);
+}
+
+/* The first line of a shell command's output (test expectations computed by other tools). */
+static char *shell_value(const char *cmd)
+{
+    char buf[256] = "";
+    FILE *p = popen(cmd, "r");
+    if (p) {
+        if (!fgets(buf, sizeof buf, p))
+            buf[0] = '\0';
+        pclose(p);
+    }
+    buf[strcspn(buf, "\n")] = '\0';
+    return xstrdup(buf);
+}
+
 static void register_bad(const char *s, const char *stmt, const char *field, const char *name)
 {
     char *label = xasprintf("register: %s → 422 naming %s", name, field);
@@ -440,7 +493,7 @@ static void register_tests(const char *s)
     register_bad(s, "REGISTER MODEL \"m1\" (runner, modality, spec) VALUES ('pytorch', 'image', {extractor: 'pca'});", "runner", "unknown runner");
     register_bad(s, "REGISTER MODEL \"m1\" (runner, modality, spec) VALUES ('builtin', 'audio', {extractor: 'pca'});", "modality", "unknown modality");
     register_bad(s, "REGISTER MODEL \"m1\" (runner, modality, spec, batch_size) VALUES ('builtin', 'image', {extractor: 'pca'}, 0);", "batch_size", "batch_size 0");
-    register_bad(s, "REGISTER MODEL \"m1\" (runner, modality, spec) VALUES ('builtin', 'image', {extractor: 'nope'});", "extractor", "unknown builtin extractor");
+    register_bad(s, "REGISTER MODEL \"m1\" (runner, modality, spec) VALUES ('builtin', 'image', {extractor: 'nope'});", "spec", "unknown builtin extractor");
     register_bad(s, "REGISTER MODEL \"m1\" (runner, modality, spec) VALUES ('builtin', 'image', {k: 3});", "extractor", "builtin without extractor");
     register_bad(s, "REGISTER MODEL \"m1\" (runner, modality) VALUES ('huggingface', 'image');", "hf_name", "huggingface without hf_name");
     register_bad(s, "REGISTER MODEL \"m1\" (runner, modality, tf_text_model_url) VALUES ('tfhub', 'image', 'https://tfhub.dev/x');", "tf_image_model_url", "tfhub image model with a text URL");
@@ -498,7 +551,7 @@ static void register_tests(const char *s)
     expect_values(s, "SELECT spec.k FROM models WHERE name = 'new_pca';", "spec.k", false, "16", "register: upsert kept the spec");
     expect_values(s, "SELECT tags FROM models WHERE name = 'new_pca';", "tags", false, "[\"demo\"]", "register: upsert kept the tags");
     json_decref(run_ok(s, "REGISTER MODEL \"new_pca\" (spec) VALUES ({extractor: 'random_projection', k: 64});", "register: upsert of the spec"));
-    expect_values(s, "SELECT spec FROM models WHERE name = 'new_pca';", "spec", false, "{\"k\":64,\"extractor\":\"random_projection\"}", "register: the spec is replaced whole");
+    expect_values(s, "SELECT spec FROM models WHERE name = 'new_pca';", "spec", false, "{\"k\":64,\"seed\":0,\"extractor\":\"random_projection\"}", "register: the spec is replaced whole (canonical: defaults filled in)");
     json_decref(run_ok(s, "REGISTER MODEL \"new_pca\" (num_params) VALUES (NULL);", "register: NULL clears an optional field"));
     expect_values(s, "SELECT num_params FROM models WHERE name = 'new_pca';", "num_params", false, "null", "register: num_params cleared");
 
@@ -525,13 +578,8 @@ static void register_tests(const char *s)
     json_decref(run_ok(s, "REGISTER DATASET \"glue/cola-test\" (\"tf_dataset_name\", \"split\", \"embed_feature_path\", \"label_feature_path\") VALUES (\"glue/cola:1.0.0\", \"validation\", [\"sentence\"], [\"label\"]);", "register: SHiFT TFDS dataset"));
     expect_values(s, "SELECT format FROM datasets WHERE name = 'glue/cola-test';", "format", false, "tfds", "register: tfds inferred");
     char *img = xasprintf("%s/imgs-idx3-ubyte", scratch), *lab = xasprintf("%s/labs-idx1-ubyte", scratch);
-    FILE *f = fopen(img, "w");
-    if (f)
-        fclose(f);
-    f = fopen(lab, "w");
-    if (f)
-        fclose(f);
-    char *stmt = xasprintf("REGISTER DATASET \"local-idx\" (location, spec, size, num_classes) VALUES ('%s', {labels: '%s'}, 0, 10);", img, lab);
+    write_idx(img, lab, 5, (const uint8_t[]){0, 1, 2, 1, 0});
+    char *stmt = xasprintf("REGISTER DATASET \"local-idx\" (location, spec, size, num_classes) VALUES ('%s', {labels: '%s'}, 5, 3);", img, lab);
     json_decref(run_ok(s, stmt, "register: an idx dataset whose files exist"));
     free(stmt);
     expect_values(s, "SELECT format FROM datasets WHERE name = 'local-idx';", "format", false, "idx", "register: idx inferred from the file name");
@@ -539,11 +587,119 @@ static void register_tests(const char *s)
     stmt = xasprintf("REGISTER DATASET \"local-idx2\" (format, location, spec) VALUES ('idx', '%s', {labels: '%s/missing'});", img, scratch);
     register_bad(s, stmt, "labels", "idx labels file missing");
     free(stmt);
-    json_decref(run_ok(s, "REGISTER DATASET \"local-idx\" (size) VALUES (100);", "register: dataset upsert"));
-    expect_values(s, "SELECT size FROM datasets WHERE name = 'local-idx';", "size", false, "100", "register: dataset upsert replaced size");
-    expect_values(s, "SELECT num_classes FROM datasets WHERE name = 'local-idx';", "num_classes", false, "10", "register: dataset upsert kept num_classes");
+    register_bad(s, "REGISTER DATASET \"local-idx\" (size) VALUES (100);", "size", "dataset upsert of a size the file contradicts");
+    json_decref(run_ok(s, "REGISTER DATASET \"local-idx\" (slice_start) VALUES (1);", "register: dataset upsert"));
+    expect_values(s, "SELECT size FROM datasets WHERE name = 'local-idx';", "size", false, "4", "register: dataset upsert of the slice recomputes size");
+    expect_values(s, "SELECT num_classes FROM datasets WHERE name = 'local-idx';", "num_classes", false, "3", "register: dataset upsert kept num_classes");
     free(img);
     free(lab);
+}
+
+/* REGISTER DATASET of a file format loads the file (datasets/) and stores what it finds;
+ * REGISTER MODEL of the builtin runner checks the spec with the extractor library. */
+static void register_file_tests(const char *s)
+{
+    char *before = catalog_checksum();
+    /* Fashion-MNIST's test set (when the package is installed): size, classes, digest */
+    const char *fm = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+    struct stat st;
+    if (stat(fm, &st) == 0) {
+        json_decref(run_ok(s, "REGISTER DATASET \"file-fm-test\" (location) VALUES ('/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz');",
+                           "register file: Fashion-MNIST t10k (labels found beside the images)"));
+        expect_values(s, "SELECT size FROM datasets WHERE name = 'file-fm-test';", "size", false, "10000", "register file: size from the file");
+        expect_values(s, "SELECT num_classes FROM datasets WHERE name = 'file-fm-test';", "num_classes", false, "10", "register file: num_classes from the labels");
+        expect_values(s, "SELECT modality FROM datasets WHERE name = 'file-fm-test';", "modality", false, "image", "register file: images are modality image");
+        /* two files (images + labels): the digest of a sha256sum-style manifest (datasets/dataset.h) */
+        char *want = shell_value("cd /usr/share/datasets/fashion-mnist && printf '%s  images\\n%s  labels\\n' "
+                                 "$(sha256sum < t10k-images-idx3-ubyte.gz | cut -c1-64) $(sha256sum < t10k-labels-idx1-ubyte.gz | cut -c1-64) | sha256sum | cut -c1-64");
+        expect_values(s, "SELECT digest FROM datasets WHERE name = 'file-fm-test';", "digest", false, want, "register file: digest = SHA-256 of the images + labels manifest");
+        free(want);
+        register_bad(s, "REGISTER DATASET \"file-fm-test\" (size) VALUES (60000);", "size", "a size the file contradicts");
+        register_bad(s, "REGISTER DATASET \"file-fm-test\" (num_classes) VALUES (12);", "num_classes", "num_classes the labels contradict");
+        register_bad(s, "REGISTER DATASET \"file-fm-test\" (slice) VALUES ({start: 10001, stop: 10005});", "slice", "a slice past the end");
+        json_decref(run_ok(s, "REGISTER DATASET \"file-fm-test\" (slice, size, num_classes) VALUES ({start: 100, stop: 300}, 200, 10);", "register file: a slice"));
+        expect_values(s, "SELECT size FROM datasets WHERE name = 'file-fm-test';", "size", false, "200", "register file: size = examples in the slice");
+    } else {
+        diag("dataset-fashion-mnist is not installed: its registration checks are skipped");
+    }
+    /* one file: its SHA-256 */
+    char *img = xasprintf("%s/solo-images-idx3-ubyte", scratch);
+    write_idx(img, NULL, 3, NULL);
+    char *stmt = xasprintf("REGISTER DATASET \"file-solo\" (location) VALUES ('%s');", img);
+    json_decref(run_ok(s, stmt, "register file: IDX images without labels"));
+    free(stmt);
+    char *cmd = xasprintf("sha256sum < '%s' | cut -c1-64", img);
+    char *want = shell_value(cmd);
+    expect_values(s, "SELECT digest FROM datasets WHERE name = 'file-solo';", "digest", false, want, "register file: one file's digest is its sha256sum");
+    expect_values(s, "SELECT num_classes FROM datasets WHERE name = 'file-solo';", "num_classes", false, "null", "register file: no labels, no num_classes");
+    free(want);
+    free(cmd);
+    stmt = xasprintf("REGISTER DATASET \"file-solo2\" (location, spec) VALUES ('%s', {labels_only: TRUE});", img);
+    register_bad(s, stmt, "spec", "labels_only without labels");
+    free(stmt);
+    stmt = xasprintf("REGISTER DATASET \"file-solo2\" (location, num_classes) VALUES ('%s', 3);", img);
+    register_bad(s, stmt, "num_classes", "num_classes for a file without labels");
+    free(stmt);
+    free(img);
+
+    /* errors: missing file, unknown reader option, bad label column, labels out of range */
+    register_bad(s, "REGISTER DATASET \"file-bad\" (format, location) VALUES ('csv', '/nonexistent/x.csv');", "location", "a missing CSV file");
+    char *csv = xasprintf("%s/iris.csv", scratch);
+    write_bytes(csv, "a,b,species\n1,2,0\n3,4,1\n5,6,2\n", strlen("a,b,species\n1,2,0\n3,4,1\n5,6,2\n"));
+    stmt = xasprintf("REGISTER DATASET \"file-bad\" (location, spec) VALUES ('%s', {delimter: ';'});", csv);
+    exec_error e = expect_error(s, stmt, 422, "validation_error", "spec", "register file: an unknown reader option → 422 naming spec");
+    check(strstr(e.message, "unknown dataset option 'delimter'") != NULL, "register file: the reader's message (%s)", e.message);
+    free(stmt);
+    stmt = xasprintf("REGISTER DATASET \"file-bad\" (location, spec) VALUES ('%s', {label_column: 'label'});", csv);
+    e = expect_error(s, stmt, 422, "validation_error", "location", "register file: a label column the file lacks → 422");
+    check(strstr(e.message, "no column named 'label'") != NULL, "register file: names the column (%s)", e.message);
+    free(stmt);
+    write_bytes(csv, "a,b,species\n1,2,0\n3,4,-1\n", strlen("a,b,species\n1,2,0\n3,4,-1\n"));
+    stmt = xasprintf("REGISTER DATASET \"file-bad\" (location) VALUES ('%s');", csv);
+    e = expect_error(s, stmt, 422, "validation_error", "location", "register file: a negative label → 422");
+    check(strstr(e.message, "label -1 is out of range") != NULL, "register file: the reader's message (%s)", e.message);
+    free(stmt);
+    write_bytes(csv, "a,b,species\n1,2,0\n3,4,1\n5,6,2\n", strlen("a,b,species\n1,2,0\n3,4,1\n5,6,2\n"));
+    stmt = xasprintf("REGISTER DATASET \"file-csv\" (location, size, num_classes) VALUES ('%s', 3, 3);", csv);
+    json_decref(run_ok(s, stmt, "register file: a CSV dataset"));
+    free(stmt);
+    expect_values(s, "SELECT modality FROM datasets WHERE name = 'file-csv';", "modality", false, "null", "register file: feature vectors leave modality NULL");
+    register_bad(s, "REGISTER DATASET \"file-bad\" (vtab_name, split, spec) VALUES ('x', 'train', {labels_only: TRUE});", "spec", "labels_only on a non-file format");
+
+    /* a label source: the label column alone, only with labels_only */
+    write_bytes(csv, "label\ncat\ndog\ncat\n", strlen("label\ncat\ndog\ncat\n"));
+    stmt = xasprintf("REGISTER DATASET \"file-labels\" (location, spec) VALUES ('%s', {label_column: 'label'});", csv);
+    register_bad(s, stmt, "location", "a CSV of the label column alone without labels_only");
+    free(stmt);
+    stmt = xasprintf("REGISTER DATASET \"file-labels\" (location, spec) VALUES ('%s', {label_column: 'label', labels_only: TRUE});", csv);
+    json_decref(run_ok(s, stmt, "register file: a labels_only CSV of the label column alone"));
+    free(stmt);
+    expect_values(s, "SELECT size, num_classes FROM datasets WHERE name = 'file-labels';", "num_classes", false, "2", "register file: labels_only classes");
+    expect_values(s, "SELECT size FROM datasets WHERE name = 'file-labels';", "size", false, "3", "register file: labels_only size");
+    free(csv);
+
+    /* builtin models */
+    e = expect_error(s, "REGISTER MODEL \"b-conv\" (runner, modality, spec) VALUES ('builtin', 'image', {extractor: 'random_conv', kernel: 5});",
+                     422, "validation_error", "spec", "register builtin: an unknown option → 422 naming spec");
+    check(strstr(e.message, "has no option 'kernel'") && strstr(e.message, "ksize"), "register builtin: the library's message lists the options (%s)", e.message);
+    register_bad(s, "REGISTER MODEL \"b-conv\" (runner, modality, spec) VALUES ('builtin', 'image', {extractor: 'random_conv', ksize: 4});", "spec", "an even ksize");
+    register_bad(s, "REGISTER MODEL \"b-pca\" (runner, modality, spec, image_size, dimension) VALUES ('builtin', 'image', {extractor: 'pca', k: 16}, 28, 32);", "dimension", "a dimension the extractor contradicts");
+    register_bad(s, "REGISTER MODEL \"b-lbp\" (runner, modality, spec, image_size) VALUES ('builtin', 'image', {extractor: 'lbp'}, 4);", "image_size", "an image too small for the extractor");
+    register_bad(s, "REGISTER MODEL \"b-hog\" (runner, modality, ksize) VALUES ('builtin', 'image', 3);", "ksize", "an extractor option outside spec");
+    json_decref(run_ok(s, "REGISTER MODEL \"b-hog\" (runner, modality, spec, image_size) VALUES ('builtin', 'image', {extractor: 'hog', cell: 7}, 28);", "register builtin: hog"));
+    expect_values(s, "SELECT dimension FROM models WHERE name = 'b-hog';", "dimension", false, "324", "register builtin: dimension filled in from the extractor");
+    expect_values(s, "SELECT spec FROM models WHERE name = 'b-hog';", "spec", false, "{\"bins\":9,\"cell\":7,\"block\":2,\"extractor\":\"hog\"}", "register builtin: the canonical spec is stored");
+    json_decref(run_ok(s, "REGISTER MODEL \"b-hog\" (image_size) VALUES (32);", "register builtin: upsert of image_size"));
+    expect_values(s, "SELECT dimension FROM models WHERE name = 'b-hog';", "dimension", false, "324", "register builtin: dimension follows image_size (4×4 cells of 7 → 324)");
+    json_decref(run_ok(s, "REGISTER MODEL \"b-hog\" (spec) VALUES ({extractor: 'hog'});", "register builtin: upsert of the spec"));
+    expect_values(s, "SELECT dimension FROM models WHERE name = 'b-hog';", "dimension", false, "1764", "register builtin: dimension follows the spec (8×8 cells of 4 → 7·7·4·9)");
+    json_decref(run_ok(s, "REGISTER MODEL \"b-pca\" (runner, modality, spec, image_size, dimension) VALUES ('builtin', 'image', {extractor: 'pca', k: 16}, 28, 16);", "register builtin: a matching dimension"));
+
+    sql_exec("DELETE FROM datasets WHERE name LIKE 'file-%'; DELETE FROM models WHERE name LIKE 'b-%'");
+    char *after = catalog_checksum();
+    check(strcmp(before, after) == 0, "register file: the test's rows are gone again");
+    free(before);
+    free(after);
 }
 
 /* A REGISTER on a second connection, run in a thread while the first holds a lock. */
@@ -558,7 +714,7 @@ static void *race(void *arg)
 {
     racer *r = arg;
     rq_script *s = rq_parse_script(r->text, strlen(r->text));
-    exec_ctx ctx = {r->conn, r->session};
+    exec_ctx ctx = {.conn = r->conn, .session_id = r->session};
     r->result = executor_run(&ctx, s->stmts[0].ast, &r->err);
     rq_script_free(s);
     return NULL;
@@ -652,6 +808,83 @@ static void explain_tests(const char *s)
 
 /* ---- PURGE, SHOW, USE, not implemented, errors ------------------------------------------------ */
 
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* With a data directory, PURGE deletes the feature files (and temporary files) of what is
+ * no longer cached once the rows are committed; files of features that an unfinished job
+ * still needs, files a job is writing, and other names stay. */
+static void purge_files_test(const char *s)
+{
+    char *dir = xasprintf("%s/datadir", scratch);
+    char *feat = xasprintf("%s/features", dir), *sub = xasprintf("%s/features/aa", dir);
+    mkdir(dir, 0755);
+    mkdir(feat, 0755);
+    mkdir(sub, 0755);
+    const char *h_old = "aa11111111111111111111111111111111111111111111111111111111111111";
+    const char *h_needed = "aa22222222222222222222222222222222222222222222222222222222222222";
+    const char *h_running = "aa33333333333333333333333333333333333333333333333333333333333333";
+    char *f_old = xasprintf("%s/%s.rqf", sub, h_old), *f_needed = xasprintf("%s/%s.rqf", sub, h_needed);
+    char *t_old = xasprintf("%s/%s.rqf.tmp123", sub, h_old), *t_running = xasprintf("%s/%s.rqf.tmp77", sub, h_running);
+    char *other = xasprintf("%s/README", sub), *stray = xasprintf("%s/x.tmp9", sub);
+    const char *files[] = {f_old, f_needed, t_old, t_running, other, stray};
+    for (size_t i = 0; i < 6; i++)
+        write_bytes(files[i], "RQFEAT1", 8);
+    char *setup = xasprintf(
+        "INSERT INTO jobs (hash, kind, status, payload, result, finished_at) VALUES ('%s', 'embed', 'done', '{}', '{}', now());"
+        "INSERT INTO jobs (hash, kind, status, payload) VALUES ('%s', 'proxy', 'queued', '{}');"
+        "INSERT INTO job_deps (job_id, depends_on) SELECT w.id, e.id FROM jobs w, jobs e WHERE w.hash = '%s' AND e.hash = '%s';"
+        "INSERT INTO jobs (hash, kind, status, payload, lease_owner, lease_expires_at) VALUES ('%s', 'embed', 'running', '{}', 'test:1:0', now() + interval '1 hour');"
+        "INSERT INTO feature_cache (hash, model_id, dataset_id, path, rows, dim) SELECT h, m.id, d.id, 'features/aa/' || h || '.rqf', 10, 32 "
+        "  FROM (VALUES ('%s'), ('%s')) v(h), models m, datasets d WHERE m.name = 'pca_32' AND d.name = 'fmnist-train';",
+        h_needed, "aa44444444444444444444444444444444444444444444444444444444444444",
+        "aa44444444444444444444444444444444444444444444444444444444444444", h_needed, h_running, h_old, h_needed);
+    check(sql_exec(setup), "purge files: feature rows, files and jobs set up");
+    free(setup);
+    sleep(1); /* PURGE keeps files written after it started */
+    data_dir = dir;
+    json_t *r = run_ok(s, "PURGE;", "purge files: PURGE with a data directory");
+    data_dir = NULL;
+    char *counts = r ? column_values(r, "deleted", false) : xstrdup("");
+    check(strcmp(counts, "1, 0, 0, 0, 0, 0, 3") == 0, "purge files: one feature row, three files deleted (%s)", counts);
+    free(counts);
+    json_decref(r);
+    check(!exists(f_old) && !exists(t_old) && !exists(stray), "purge files: the purged feature file and temporary files are gone");
+    check(exists(f_needed), "purge files: the features an unfinished job needs stay");
+    check(exists(t_running), "purge files: the temporary file of a running job stays");
+    check(exists(other), "purge files: other names stay");
+    char *left = sql_value("SELECT string_agg(hash, ',') FROM feature_cache");
+    check(strcmp(left, h_needed) == 0, "purge files: the feature row an unfinished job needs stays (%s)", left);
+    free(left);
+    check(PQtransactionStatus(conn) == PQTRANS_IDLE, "purge files: the connection is idle afterwards");
+    /* inside a caller's transaction the files wait for a PURGE of its own */
+    write_bytes(f_old, "RQFEAT1", 8);
+    sleep(1);
+    data_dir = dir;
+    bool began = sql_exec("BEGIN");
+    r = run_ok(s, "PURGE;", "purge files: PURGE inside a caller's transaction");
+    bool committed = sql_exec("COMMIT");
+    data_dir = NULL;
+    check(began && committed && r && has_notice(r, "feature files are kept") && exists(f_old),
+          "purge files: inside a transaction, files are kept (with a notice)");
+    json_decref(r);
+    sql_exec("DELETE FROM jobs WHERE hash LIKE 'aa%'; DELETE FROM feature_cache WHERE hash LIKE 'aa%'");
+    for (size_t i = 0; i < 6; i++)
+        unlink(files[i]);
+    free(f_old);
+    free(f_needed);
+    free(t_old);
+    free(t_running);
+    free(other);
+    free(stray);
+    free(sub);
+    free(feat);
+    free(dir);
+}
+
 static void purge_tests(const char *s)
 {
     const char *h1 = "'1111111111111111111111111111111111111111111111111111111111111111'";
@@ -669,8 +902,8 @@ static void purge_tests(const char *s)
     json_t *r = run_ok(s, "PURGE;", "purge: PURGE runs");
     char *tables = r ? column_values(r, "table", false) : xstrdup("");
     char *counts = r ? column_values(r, "deleted", false) : xstrdup("");
-    check(strcmp(tables, "feature_cache, proxy_results, finetune_results, strategy_results, dataset_similarity, jobs (finished)") == 0 &&
-              strcmp(counts, "1, 1, 0, 0, 0, 1") == 0,
+    check(strcmp(tables, "feature_cache, proxy_results, finetune_results, strategy_results, dataset_similarity, jobs (finished), feature files") == 0 &&
+              strcmp(counts, "1, 1, 0, 0, 0, 1, 0") == 0,
           "purge: reports what it deleted (%s / %s)", tables, counts);
     free(tables);
     free(counts);
@@ -686,6 +919,7 @@ static void purge_tests(const char *s)
     check(strcmp(left, "queued") == 0, "purge: unfinished jobs are kept, finished ones gone (%s)", left);
     free(left);
     json_decref(run_ok(s, "PURGE CACHE;", "purge: PURGE CACHE on empty caches"));
+    purge_files_test(s);
 }
 
 static void misc_tests(const char *s)
@@ -937,7 +1171,7 @@ static int run_script(const char *s, const char *text, bool datasets_absent, int
             diag("statement %zu does not parse: %s", i + 1, sc->stmts[i].error->message);
             continue;
         }
-        exec_ctx ctx = {conn, s};
+        exec_ctx ctx = {.conn = conn, .session_id = s};
         exec_error err;
         json_t *r = executor_run(&ctx, sc->stmts[i].ast, &err);
         bool dataset = sc->stmts[i].ast->kind == AST_REGISTER &&
@@ -974,7 +1208,7 @@ static void demo_catalog_tests(const char *s, const char *path)
                   "demo catalog: SHiFT's 7 TF text models (ELMo 2, USE-Large 16, others 2048)");
     expect_values(s, "SELECT batch_size, image_size FROM models WHERE name = 'tfhub/efficientnet_b6';", "image_size", false, "528", "demo catalog: image_size from required_image_size");
     expect_values(s, "SELECT spec.extractor FROM models WHERE runner = 'builtin' AND tags = 'fashion-mnist' ORDER BY dimension, name;", "spec.extractor", false,
-                  "pca, pca, pca, histogram, random_projection, random_conv, random_projection, hog, raw, random_conv", "demo catalog: builtin extractors");
+                  "pca, pca, profile, pca, histogram, random_projection, downsample, random_conv, random_projection, hog, random_fourier, raw, lbp, random_conv", "demo catalog: 14 builtin extractors");
     if (!absent)
         expect_values(s, "SELECT name FROM datasets WHERE format = 'idx' AND name LIKE 'fashion-mnist%' AND num_classes = 10;", "name", true,
                       "fashion-mnist-test, fashion-mnist-test-1k, fashion-mnist-train, fashion-mnist-train-5k", "demo catalog: Fashion-MNIST datasets");
@@ -1026,6 +1260,7 @@ int main(int argc, char **argv)
         setop_tests(a);
         variable_tests(a, b);
         register_tests(a);
+        register_file_tests(a);
         register_race_test(a, pg_embedded_conninfo(pg));
         explain_tests(a);
         purge_tests(a);
