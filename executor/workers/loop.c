@@ -131,6 +131,14 @@ static char *conn_error(PGconn *conn)
     return pq_one_line(conn ? PQerrorMessage(conn) : "out of memory");
 }
 
+/* Server messages outside a query (NOTICEs, the FATAL of a shutdown): one log line each. */
+static void on_notice(void *arg, const char *message)
+{
+    char *line = pq_one_line(message);
+    wlog(arg, "database: %s", line);
+    free(line);
+}
+
 static PGconn *connect_db(const worker *w)
 {
     /* application_name first, so the caller's conninfo may override it. */
@@ -151,6 +159,8 @@ static bool ensure_conn(worker *w, PGconn **conn, int *backoff_ms, bool listen, 
         PQreset(*conn);
     else
         *conn = connect_db(w);
+    if (*conn)
+        PQsetNoticeProcessor(*conn, on_notice, w);
     if (PQstatus(*conn) == CONNECTION_OK && listen) {
         PGresult *res = PQexec(*conn, "LISTEN rankql_jobs_queued");
         if (PQresultStatus(res) != PGRES_COMMAND_OK) {
