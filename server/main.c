@@ -25,6 +25,7 @@
 #include "common/util.h"
 #include "db/migrate.h"
 #include "db/pgembed.h"
+#include "server/workers.h"
 #include "db/pool.h"
 #include "db/pqutil.h"
 #include "server/auth.h"
@@ -103,7 +104,7 @@ static bool keep_alive(pg_embedded *pg)
 
 /* Waits for SIGINT/SIGTERM (blocked since start-up, so one that arrived
  * early is not lost), watching the embedded postmaster meanwhile. */
-static int wait_for_signal(const sigset_t *set, pg_embedded *pg)
+static int wait_for_signal(const sigset_t *set, pg_embedded *pg, local_workers *workers)
 {
     for (;;) {
         struct timespec timeout = {WATCH_SECONDS, 0};
@@ -119,6 +120,7 @@ static int wait_for_signal(const sigset_t *set, pg_embedded *pg)
         }
         if (!keep_alive(pg))
             return EXIT_RUNTIME;
+        local_workers_check(workers);
     }
 }
 
@@ -158,7 +160,18 @@ static int serve(startup *su, const char *conninfo, pg_embedded *pg)
             fprintf(stderr, "rankqld: every request but /healthz needs a bearer token (%zu in %s)\n",
                     auth_count(su->tokens), cfg->token_file);
         free(url);
-        rc = wait_for_signal(su->signals, pg);
+        local_workers *workers = NULL;
+        if (cfg->workers > 0) {
+            workers = local_workers_start(conninfo, cfg->data_dir, cfg->workers, &err);
+            if (!workers) {
+                /* The server still answers catalog queries; rankings wait for a worker. */
+                fprintf(stderr, "rankqld: %s\n", err);
+                free(err);
+                err = NULL;
+            }
+        }
+        rc = wait_for_signal(su->signals, pg, workers);
+        local_workers_stop(workers);
         http_server_stop(http);
     } else {
         fprintf(stderr, "rankqld: %s\n", err);

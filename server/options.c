@@ -42,6 +42,9 @@ static void usage(FILE *out)
             "  --idle-timeout SECS   an idle HTTP connection is closed after this (default 60)\n"
             "  --max-wait SECS       longest a query's WAIT waits for its jobs (default 3600;\n"
             "                        0 = no limit); the jobs keep running after it\n"
+            "  --workers N           job slots of the local worker that rankqld starts\n"
+            "                        (rankql-worker on the same database and data directory;\n"
+            "                        default: CPU cores; 0 = none, run workers yourself)\n"
             "  --verbose             log one line per request to stderr\n"
             "  --pg-user NAME        when run as root, the user that runs the embedded\n"
             "                        PostgreSQL (default postgres)\n"
@@ -112,11 +115,18 @@ static int default_threads(void)
     return n < 2 ? 2 : n > 256 ? 256 : (int)n;
 }
 
+static int default_workers(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
+
 int options_parse(int argc, char **argv, server_config *o)
 {
     enum { OPT_DATA_DIR = 1000, OPT_DB, OPT_LISTEN, OPT_PG_USER, OPT_PG_NO_SYNC,
            OPT_MIGRATE_ONLY, OPT_HELP, OPT_VERSION, OPT_TOKEN_FILE, OPT_THREADS, OPT_DB_POOL,
-           OPT_MAX_BODY, OPT_QUERY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_VERBOSE, OPT_MAX_WAIT };
+           OPT_MAX_BODY, OPT_QUERY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_VERBOSE, OPT_MAX_WAIT,
+           OPT_WORKERS };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"db", required_argument, NULL, OPT_DB},
@@ -131,6 +141,7 @@ int options_parse(int argc, char **argv, server_config *o)
         {"query-timeout", required_argument, NULL, OPT_QUERY_TIMEOUT},
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
+        {"workers", required_argument, NULL, OPT_WORKERS},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -145,6 +156,7 @@ int options_parse(int argc, char **argv, server_config *o)
     o->query_timeout_s = DEFAULT_QUERY_TIMEOUT;
     o->connection_timeout_s = DEFAULT_CONNECTION_TIMEOUT;
     o->max_wait_s = DEFAULT_MAX_WAIT;
+    o->workers = default_workers();
     opterr = 0; /* our own one-line messages */
     int c;
     long v;
@@ -191,6 +203,11 @@ int options_parse(int argc, char **argv, server_config *o)
                 return options_usage_error("--max-wait '%s': give seconds, 0 (no limit) to %d",
                                            optarg, MAX_MAX_WAIT);
             o->max_wait_s = (int)v;
+            break;
+        case OPT_WORKERS:
+            if (!parse_int(optarg, 0, 256, &v))
+                return options_usage_error("--workers '%s': give a number from 0 to 256", optarg);
+            o->workers = (int)v;
             break;
         case OPT_HELP: usage(stdout); return EXIT_OK;
         case OPT_VERSION: printf("rankqld %s\n", RANKQL_VERSION); return EXIT_OK;

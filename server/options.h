@@ -27,6 +27,7 @@ typedef struct server_config {
     int query_timeout_s;     /* per request, and statement_timeout */
     int connection_timeout_s; /* idle HTTP connections are closed after this */
     int max_wait_s;          /* longest WAIT of a query for its jobs; 0 = no limit */
+    int workers;             /* slots of the local rankql-worker; 0 = none */
 } server_config;
 
 /* Fills cfg from argv. Returns -1 to go on, else the exit status to end with (--help,
