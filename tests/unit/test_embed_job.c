@@ -5,6 +5,7 @@
  * runner with examples/exec/embed_mean.py and with failing, lying, slow and missing
  * commands, and the onnx runner without ONNX Runtime. No database: store() is covered by
  * the integration tests. Run from the repository root (tests/run-tests.sh does). */
+#include <dlfcn.h>
 #include <errno.h>
 #include <ftw.h>
 #include <math.h>
@@ -75,10 +76,12 @@ static size_t count_files(const char *dir)
     return files_found;
 }
 
-static size_t entries_in(const char *dir)
+/* The exec runner's temporary directories left in dir. (ONNX Runtime writes files of its
+ * own into $TMPDIR: those do not count.) */
+static size_t exec_dirs_in(const char *dir)
 {
     size_t n = 0;
-    char *cmd = xasprintf("ls -A '%s' | wc -l", dir);
+    char *cmd = xasprintf("ls -A '%s' | grep -c '^rankql-exec-'", dir);
     FILE *p = popen(cmd, "r");
     free(cmd);
     if (p) {
@@ -247,7 +250,9 @@ static void run_fails(json_t *p, probe *pr, bool want_permanent, const char *nee
                  want_permanent ? "permanent" : "retryable");
     assert_null(strchr(err, '\n'));
     assert_int_equal(count_files(datadir), 0);
-    assert_int_equal(entries_in(exectmp), 0);
+    if (exec_dirs_in(exectmp) != 0) {
+        fail_msg("%s: the exec runner left files in %s", text, exectmp);
+    }
     free(text);
     free(err);
     json_decref(p);
@@ -548,7 +553,7 @@ static void test_exec_example(void **state)
     featfile_free(&f);
     json_decref(r);
     remove_features();
-    assert_int_equal(entries_in(exectmp), 0);
+    assert_int_equal(exec_dirs_in(exectmp), 0);
 }
 
 static void test_exec_texts(void **state)
@@ -666,11 +671,189 @@ static void test_exec_env(void **state)
 static void test_onnx_absent(void **state)
 {
     (void)state;
+    /* Runs before test_onnx_model: a process keeps ONNX Runtime once it has loaded it. */
+    const char *was = getenv("RANKQL_ONNXRUNTIME");
+    char *saved = was ? xstrdup(was) : NULL;
     setenv("RANKQL_ONNXRUNTIME", "/nonexistent/libonnxruntime.so", 1);
     run_fails(payload("onnx", "{\"path\": \"/nonexistent/model.onnx\", \"output\": \"y\"}",
                       idx_dataset(0, -1), NULL),
-              NULL, true, "ONNX Runtime is not installed");
-    unsetenv("RANKQL_ONNXRUNTIME");
+              NULL, true,
+              "ONNX Runtime is not installed (/nonexistent/libonnxruntime.so not found): see "
+              "docs/runners.md");
+    if (saved)
+        setenv("RANKQL_ONNXRUNTIME", saved, 1);
+    else
+        unsetenv("RANKQL_ONNXRUNTIME");
+    free(saved);
+}
+
+/* A tiny ONNX model, protobuf-encoded by hand: input "x" float [N, 1, H, W] (N, H, W free),
+ * outputs "flat" = Flatten(x) [N, H·W] and "gap" = GlobalAveragePool(x) [N, 1, 1, 1]. */
+static void pb_varint(strbuf *sb, uint64_t v)
+{
+    do {
+        uint8_t b = v & 0x7f;
+        v >>= 7;
+        strbuf_putc(sb, (char)(b | (v ? 0x80 : 0)));
+    } while (v);
+}
+
+static void pb_bytes(strbuf *sb, unsigned field, const char *data, size_t len)
+{
+    pb_varint(sb, (uint64_t)field << 3 | 2);
+    pb_varint(sb, len);
+    strbuf_append(sb, data, len);
+}
+
+static void pb_msg(strbuf *sb, unsigned field, strbuf *m) /* appends m and frees it */
+{
+    pb_bytes(sb, field, m->data ? m->data : "", m->len);
+    strbuf_free(m);
+}
+
+static void pb_str(strbuf *sb, unsigned field, const char *s)
+{
+    pb_bytes(sb, field, s, strlen(s));
+}
+
+static void pb_int(strbuf *sb, unsigned field, uint64_t v)
+{
+    pb_varint(sb, (uint64_t)field << 3);
+    pb_varint(sb, v);
+}
+
+/* ValueInfoProto: a float tensor; dims "N"/"H"/"W" free, digits fixed; NULL = no shape. */
+static void pb_value_info(strbuf *graph, unsigned field, const char *name, const char *dims)
+{
+    strbuf vi = {0}, type = {0}, tensor = {0}, shape = {0};
+    pb_str(&vi, 1, name);
+    pb_int(&tensor, 1, 1); /* FLOAT */
+    if (dims) {
+        for (const char *d = dims; *d; d++) {
+            strbuf dim = {0};
+            if (*d >= '0' && *d <= '9') {
+                pb_int(&dim, 1, (uint64_t)(*d - '0'));
+            } else {
+                char n[2] = {*d, 0};
+                pb_str(&dim, 2, n);
+            }
+            pb_msg(&shape, 1, &dim);
+        }
+        pb_msg(&tensor, 2, &shape);
+    }
+    pb_msg(&type, 1, &tensor);
+    pb_msg(&vi, 2, &type);
+    pb_msg(graph, field, &vi);
+}
+
+static void pb_node(strbuf *graph, const char *op, const char *in, const char *out)
+{
+    strbuf node = {0};
+    pb_str(&node, 1, in);
+    pb_str(&node, 2, out);
+    pb_str(&node, 3, out);
+    pb_str(&node, 4, op);
+    pb_msg(graph, 1, &node);
+}
+
+static void write_onnx_model(const char *path)
+{
+    strbuf model = {0}, graph = {0}, opset = {0};
+    pb_int(&model, 1, 7); /* ir_version */
+    pb_node(&graph, "Flatten", "x", "flat");
+    pb_node(&graph, "GlobalAveragePool", "x", "gap");
+    pb_str(&graph, 2, "rankql-test");
+    pb_value_info(&graph, 11, "x", "N1HW");
+    pb_value_info(&graph, 12, "flat", NULL);
+    pb_value_info(&graph, 12, "gap", NULL);
+    pb_msg(&model, 7, &graph);
+    pb_int(&opset, 2, 13);
+    pb_msg(&model, 8, &opset);
+    write_bytes(path, model.data, model.len);
+    strbuf_free(&model);
+}
+
+/* ONNX Runtime present ($RANKQL_ONNXRUNTIME or the loader's path)? */
+static bool have_ort(void)
+{
+    const char *lib = getenv("RANKQL_ONNXRUNTIME");
+    void *h = dlopen(lib && *lib ? lib : "libonnxruntime.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h && !(lib && *lib))
+        h = dlopen("libonnxruntime.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (h)
+        dlclose(h);
+    return h != NULL;
+}
+
+static void test_onnx_model(void **state)
+{
+    (void)state;
+    if (!have_ort()) {
+        printf("skipped: ONNX Runtime not installed (set RANKQL_ONNXRUNTIME to run this "
+               "test)\n");
+        return;
+    }
+    char path[700];
+    snprintf(path, sizeof path, "%s/toy.onnx", tmpdir);
+    write_onnx_model(path);
+    char *spec = xasprintf("{\"path\": \"%s\", \"output\": \"flat\"}", path);
+    probe pr = {0};
+    json_t *p = payload("onnx", spec, idx_dataset(2, 19), NULL);
+    json_object_set_new(json_object_get(p, "model"), "batch_size", json_integer(5));
+    json_t *r = run_ok(p, &pr);
+    free(spec);
+    featfile f = read_back(r, 17, H * W);
+    check_builtin(&f, "{\"extractor\": \"raw\"}", 2, 19, 0, 0, 1e-6f);
+    assert_true(pr.progress_calls >= 4);
+    featfile_free(&f);
+    json_decref(r);
+    remove_features();
+
+    /* image_size 4: a bilinear resize by exactly 1/2 is the mean of 2×2 blocks. */
+    spec = xasprintf("{\"path\": \"%s\", \"output\": \"flat\", \"image_size\": 4}", path);
+    r = run_ok(payload("onnx", spec, idx_dataset(0, -1), NULL), NULL);
+    free(spec);
+    f = read_back(r, N, 16);
+    check_builtin(&f, "{\"extractor\": \"downsample\", \"factor\": 2}", 0, -1, 0, 0, 1e-5f);
+    featfile_free(&f);
+    json_decref(r);
+    remove_features();
+
+    /* mean/std normalisation and spatial pooling: the normalised mean pixel. */
+    spec = xasprintf("{\"path\": \"%s\", \"output\": \"gap\", \"pool\": \"spatial\", "
+                     "\"mean\": [0.5], \"std\": [0.25]}", path);
+    r = run_ok(payload("onnx", spec, idx_dataset(0, -1), NULL), NULL);
+    free(spec);
+    f = read_back(r, N, 1);
+    dataset *ds = load_idx(0, -1);
+    for (size_t i = 0; i < N; i++) {
+        double s = 0;
+        for (size_t j = 0; j < H * W; j++)
+            s += ds->u8[i * H * W + j] / 255.0;
+        double want = (s / (H * W) - 0.5) / 0.25;
+        if (fabs(f.x[i] - want) > 1e-5)
+            fail_msg("row %zu: %g, want %g", i, f.x[i], want);
+    }
+    dataset_free(ds);
+    featfile_free(&f);
+    json_decref(r);
+    remove_features();
+
+    /* Errors: an unknown output, a missing file, a text dataset, a bad layout. */
+    spec = xasprintf("{\"path\": \"%s\", \"output\": \"conv5\"}", path);
+    run_fails(payload("onnx", spec, idx_dataset(0, -1), NULL), NULL, true,
+              "no output 'conv5' in");
+    free(spec);
+    run_fails(payload("onnx", "{\"path\": \"/nonexistent/m.onnx\"}", idx_dataset(0, -1), NULL),
+              NULL, true, "/nonexistent/m.onnx: No such file");
+    spec = xasprintf("{\"path\": \"%s\"}", path);
+    run_fails(payload("onnx", spec, text_dataset(), NULL), NULL, true, "holds texts");
+    free(spec);
+    spec = xasprintf("{\"path\": \"%s\", \"layout\": \"nhwc\", \"image_size\": 4}", path);
+    run_fails(payload("onnx", spec, idx_dataset(0, -1), NULL), NULL, true, "cannot embed");
+    free(spec);
+    run_fails(payload("onnx", "{\"output\": \"x\"}", idx_dataset(0, -1), NULL), NULL, true,
+              "\"path\"");
 }
 
 int main(void)
@@ -690,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_exec_timeout_and_stop),
         cmocka_unit_test(test_exec_env),
         cmocka_unit_test(test_onnx_absent),
+        cmocka_unit_test(test_onnx_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
