@@ -3,8 +3,8 @@
 each example as its "embedding". Pure Python 3 (no numpy) so that it runs anywhere.
 
 rankql runs it as, e.g.,
-    REGISTER MODEL "example/mean" RUNNER exec
-      SPEC '{"command": ["python3", "examples/exec/embed_mean.py"], "timeout_seconds": 600}'
+    REGISTER MODEL "example/mean" (runner, modality, spec)
+      VALUES ('exec', 'image', {command: ["python3", "examples/exec/embed_mean.py"]});
 and sets RANKQL_INPUT_DIR (input.npy or input.txt, labels.npy, request.json) and
 RANKQL_OUTPUT (where the float32 (n, d) NPY file must be written).
 

@@ -641,19 +641,21 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     bool images = ds->kind == DATASET_IMAGES;
     if (!images) {
         if (s.rank != 2 || (s.dims[1] > 0 && (size_t)s.dims[1] != ds->dim)) {
-            session_close(&s);
-            return fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
+            fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
                         "takes rank-%zu tensors (second dim %lld), the dataset holds %zu-value "
-                        "vectors", call->model_name, call->dataset_name, s.input_name ? s.input_name : "?",
-                        s.rank, (long long)s.dims[1], ds->dim);
+                        "vectors", call->model_name, call->dataset_name, s.input_name, s.rank,
+                        (long long)s.dims[1], ds->dim);
+            session_close(&s);
+            return -1;
         }
         per = ds->dim;
     } else {
         if (s.rank != 4) {
-            session_close(&s);
-            return fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
+            fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
                         "has rank %zu; images need rank 4 (%s)", call->model_name,
                         call->dataset_name, s.input_name, s.rank, sp.nhwc ? "NHWC" : "NCHW");
+            session_close(&s);
+            return -1;
         }
         int64_t dc = sp.nhwc ? s.dims[3] : s.dims[1], dh = sp.nhwc ? s.dims[1] : s.dims[2],
                 dw = sp.nhwc ? s.dims[2] : s.dims[3];
@@ -662,15 +664,17 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         tw = sp.image_size ? sp.image_size : dw > 0 ? (size_t)dw : ds->width;
         if ((dh > 0 && (size_t)dh != th) || (dw > 0 && (size_t)dw != tw) ||
             (mc != 1 && mc != 3 && mc != ds->channels)) {
-            session_close(&s);
-            return fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
+            fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
                         "is %lld×%lld×%lld (C×H×W), image_size %zu and %zu channels do not fit",
                         call->model_name, call->dataset_name, s.input_name, (long long)dc,
                         (long long)dh, (long long)dw, th, ds->channels);
+            session_close(&s);
+            return -1;
         }
         if (th > 8192 || tw > 8192 || mc > 64) {
+            fail(err, permanent, true, "model %s: input images too large", call->model_name);
             session_close(&s);
-            return fail(err, permanent, true, "model %s: input images too large", call->model_name);
+            return -1;
         }
         per = th * tw * mc;
     }
@@ -678,8 +682,9 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     if (batch > ds->n && s.dims[0] <= 0)
         batch = ds->n ? ds->n : 1;
     if (per == 0 || batch > SIZE_MAX / sizeof(float) / per) {
+        fail(err, permanent, true, "model %s: input batch too large", call->model_name);
         session_close(&s);
-        return fail(err, permanent, true, "model %s: input batch too large", call->model_name);
+        return -1;
     }
     int64_t shape[4];
     if (images) {
