@@ -174,11 +174,11 @@ $(BUILD)/obj/gen/migrations.o: $(BUILD)/gen/migrations.c db/migrate.h
 # ---- shell ----------------------------------------------------------------------------
 # The rankql client (shell/*.c) also needs libedit (the prompt) and libcurl (HTTP); only
 # its objects and its link get their flags. tests/unit/test_shell_format.c links the
-# shell's formatter and statement splitter (no libedit or libcurl in them).
+# shell's formatter, statement splitter and stream reader (no libedit or libcurl in them).
 SHELL_PKGS      = libedit libcurl
 SHELL_OBJ       = $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard shell/*.c))
 SHELL_LIBS      = $(shell pkg-config --libs $(SHELL_PKGS))
-SHELL_TEST_OBJ  = $(BUILD)/obj/shell/format.o $(BUILD)/obj/shell/script.o
+SHELL_TEST_OBJ  = $(BUILD)/obj/shell/format.o $(BUILD)/obj/shell/script.o $(BUILD)/obj/shell/stream.o
 
 $(SHELL_OBJ): CFLAGS += $(shell pkg-config --cflags $(SHELL_PKGS))
 

@@ -7,16 +7,20 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "common/hostport.h"
 #include "common/util.h"
+#include "shell/stream.h"
 
 #define RANKQL_USER_AGENT "rankql/0.1.0"
 #define DEFAULT_PORT "8001"
 #define CONNECT_TIMEOUT_S 10L
 #define MAX_BODY (1024L * 1024 * 1024)
+#define NDJSON "application/x-ndjson"
+#define PROGRESS_BAR_CELLS 20
 
 struct sh_client {
     CURL *curl;
@@ -28,6 +32,12 @@ struct sh_client {
 };
 
 static volatile sig_atomic_t *cancel_flag;
+static bool show_progress;
+
+void sh_client_show_progress(bool on)
+{
+    show_progress = on;
+}
 
 void sh_client_set_cancel_flag(volatile sig_atomic_t *flag)
 {
@@ -129,13 +139,62 @@ void sh_reply_free(sh_reply *r)
     memset(r, 0, sizeof(*r));
 }
 
+/* What the body is read into: the whole of a plain answer, or the lines of a streamed one. */
+typedef struct body_sink {
+    CURL *curl;
+    int kind;            /* 0: not known yet, 1: plain, 2: NDJSON stream */
+    size_t total;
+    strbuf whole;
+    sh_lines lines;
+    sh_stream stream;
+    bool bar_drawn;      /* a progress bar is on stderr */
+    bool saw_progress;   /* a WAIT reported progress */
+} body_sink;
+
+static void erase_bar(body_sink *b)
+{
+    if (b->bar_drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+        b->bar_drawn = false;
+    }
+}
+
+static void on_line(const char *line, size_t len, void *arg)
+{
+    body_sink *b = arg;
+    const json_t *event;
+    if (sh_stream_line(&b->stream, line, len, &event) != SH_LINE_PROGRESS)
+        return;
+    b->saw_progress = true;
+    if (!show_progress || !event)
+        return;
+    strbuf bar = {0};
+    sh_format_progress(&bar, event, PROGRESS_BAR_CELLS);
+    fprintf(stderr, "\r\033[K%s", bar.data);
+    fflush(stderr);
+    b->bar_drawn = true;
+    strbuf_free(&bar);
+}
+
 static size_t on_body(char *data, size_t size, size_t nmemb, void *user)
 {
-    strbuf *sb = user;
+    body_sink *b = user;
     size_t n = size * nmemb;
-    if (sb->len + n > (size_t)MAX_BODY)
+    if (b->total + n > (size_t)MAX_BODY)
         return 0; /* aborts the transfer */
-    strbuf_append(sb, data, n);
+    b->total += n;
+    if (b->kind == 0) {
+        const char *ct = NULL;
+        long code = 0;
+        curl_easy_getinfo(b->curl, CURLINFO_CONTENT_TYPE, &ct);
+        curl_easy_getinfo(b->curl, CURLINFO_RESPONSE_CODE, &code);
+        b->kind = code == 200 && ct && strncasecmp(ct, NDJSON, sizeof NDJSON - 1) == 0 ? 2 : 1;
+    }
+    if (b->kind == 2)
+        sh_lines_feed(&b->lines, data, n, on_line, b);
+    else
+        strbuf_append(&b->whole, data, n);
     return n;
 }
 
@@ -178,16 +237,39 @@ static void transport_error(sh_client *c, CURLcode rc, const char *errbuf, sh_re
     }
 }
 
-/* The request; body NULL for GET. Fills r and returns its status. */
+/* A streamed answer that came to its end: the reply of the plain answer it stands for. */
+static void stream_reply(sh_client *c, body_sink *b, sh_reply *r)
+{
+    sh_stream *st = &b->stream;
+    if (st->bad || !st->ended) {
+        r->status = st->bad ? SH_PROTOCOL : SH_CONNECT;
+        r->message = st->bad ? xasprintf("%s answered a line that is not rankql's NDJSON",
+                                         c->address)
+                             : xasprintf("connection to %s failed: the answer ended early",
+                                         c->address);
+        return;
+    }
+    r->body = sh_stream_body(st);
+    if (st->error) {
+        r->http_status = st->status;
+        r->status = SH_SERVER_ERROR;
+        r->message = xstrdup(json_string_value(json_object_get(st->error, "message")));
+    } else {
+        r->status = SH_OK;
+    }
+}
+
+/* The request; body NULL for GET. Fills r and returns its status. A query (stream) asks for
+ * NDJSON and reads it line by line. */
 static sh_status request(sh_client *c, const char *method, const char *path, const char *body,
-                         sh_reply *r)
+                         bool stream, sh_reply *r)
 {
     memset(r, 0, sizeof(*r));
-    strbuf resp = {0};
+    body_sink sink = {.curl = c->curl};
     char errbuf[CURL_ERROR_SIZE] = "";
     char *url = xasprintf("%s%s", c->base, path);
     struct curl_slist *headers = NULL;
-    headers = curl_slist_append(headers, "Accept: application/json");
+    headers = curl_slist_append(headers, stream ? "Accept: " NDJSON : "Accept: application/json");
     if (body) {
         headers = curl_slist_append(headers, "Content-Type: application/json");
         headers = curl_slist_append(headers, "Expect:");
@@ -205,7 +287,7 @@ static sh_status request(sh_client *c, const char *method, const char *path, con
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &resp);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
     if (c->loopback)
@@ -222,15 +304,35 @@ static sh_status request(sh_client *c, const char *method, const char *path, con
     CURLcode rc = curl_easy_perform(h);
     curl_slist_free_all(headers);
     free(url);
+    erase_bar(&sink);
+    if (rc == CURLE_OK && sink.kind == 2)
+        sh_lines_finish(&sink.lines, on_line, &sink);
+    erase_bar(&sink);
     if (rc != CURLE_OK) {
         transport_error(c, rc, errbuf, r);
-        strbuf_free(&resp);
+        if (r->status == SH_CANCELED && sink.saw_progress) {
+            /* the server stops waiting when the connection goes; the jobs do not */
+            r->waiting = true;
+            free(r->message);
+            r->message = xstrdup("cancelled (jobs keep running; SHOW JOBS to see them)");
+        }
+    }
+    if (rc != CURLE_OK || sink.kind == 2) {
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->http_status);
+        if (rc == CURLE_OK)
+            stream_reply(c, &sink, r);
+        strbuf_free(&sink.whole);
+        sh_lines_free(&sink.lines);
+        sh_stream_free(&sink.stream);
         return r->status;
     }
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->http_status);
     json_error_t jerr;
-    r->body = resp.len ? json_loadb(resp.data, resp.len, JSON_DECODE_ANY, &jerr) : NULL;
-    strbuf_free(&resp);
+    r->body = sink.whole.len ? json_loadb(sink.whole.data, sink.whole.len, JSON_DECODE_ANY, &jerr)
+                             : NULL;
+    strbuf_free(&sink.whole);
+    sh_lines_free(&sink.lines);
+    sh_stream_free(&sink.stream);
 
     const json_t *error = json_object_get(r->body, "error");
     if (r->http_status >= 200 && r->http_status < 300 && json_is_object(r->body)) {
@@ -260,7 +362,7 @@ static void adopt_session(sh_client *c, const json_t *body)
 
 sh_status sh_client_open_session(sh_client *c, sh_reply *r)
 {
-    if (request(c, "POST", "/v1/sessions", "{}", r) != SH_OK)
+    if (request(c, "POST", "/v1/sessions", "{}", false, r) != SH_OK)
         return r->status;
     if (!json_is_string(json_object_get(r->body, "session"))) {
         r->status = SH_PROTOCOL;
@@ -287,7 +389,7 @@ sh_status sh_client_query(sh_client *c, const char *stmt, size_t len, sh_reply *
         json_object_set_new(req, "session", json_string(c->session));
     char *body = json_dumps(req, JSON_COMPACT);
     json_decref(req);
-    sh_status st = request(c, "POST", "/v1/query", body, r);
+    sh_status st = request(c, "POST", "/v1/query", body, true, r);
     free(body);
     if (r->body)
         adopt_session(c, r->body);
@@ -296,5 +398,5 @@ sh_status sh_client_query(sh_client *c, const char *stmt, size_t len, sh_reply *
 
 sh_status sh_client_get(sh_client *c, const char *path, sh_reply *r)
 {
-    return request(c, "GET", path, NULL, r);
+    return request(c, "GET", path, NULL, false, r);
 }

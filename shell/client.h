@@ -29,6 +29,7 @@ typedef struct sh_reply {
     long http_status;   /* 0 when there was no answer */
     json_t *body;       /* the parsed body, or NULL */
     char *message;      /* one line for everything but SH_OK; for SH_SERVER_ERROR the error's message */
+    bool waiting;       /* SH_CANCELED while a WAIT reported progress (its jobs keep running) */
 } sh_reply;
 
 /* Call once before any client (libcurl's global set-up). */
@@ -49,9 +50,14 @@ const char *sh_client_session(const sh_client *c);
 /* A request in progress stops (SH_CANCELED) when *flag becomes non-zero. */
 void sh_client_set_cancel_flag(volatile sig_atomic_t *flag);
 
+/* Show a WAIT's progress as a one-line bar on stderr (when it is a terminal). */
+void sh_client_show_progress(bool on);
+
 /* POST /v1/sessions: a new session for this client. */
 sh_status sh_client_open_session(sh_client *c, sh_reply *r);
-/* POST /v1/query {"query": stmt, "session": id}. */
+/* POST /v1/query {"query": stmt, "session": id}, streamed (Accept: application/x-ndjson): the
+ * lines are read as they come, progress shown (sh_client_show_progress), and the reply is
+ * the one a plain answer gives (r->body with "session", "results", "error"…). */
 sh_status sh_client_query(sh_client *c, const char *stmt, size_t len, sh_reply *r);
 /* GET path (e.g. "/v1/models?limit=1"). */
 sh_status sh_client_get(sh_client *c, const char *path, sh_reply *r);

@@ -193,6 +193,7 @@ static int run_shell(const options *o)
 
     sh_client_global_init();
     sh_client_set_cancel_flag(&sh_interrupted);
+    sh_client_show_progress(isatty(STDERR_FILENO)); /* the bar of a WAIT; never in a pipe */
     int status;
     if (!sh_connect(&st, o->host, false)) {
         status = SH_EXIT_CONNECT;

@@ -108,7 +108,9 @@ void sh_print_reply_error(sh_state *st, const sh_reply *r)
     fflush(st->out);
     if (r->status == SH_CANCELED && st->interactive)
         fputc('\n', stderr); /* after the terminal's "^C" */
-    if (r->status == SH_SERVER_ERROR || r->status == SH_CANCELED)
+    if (r->status == SH_CANCELED && r->waiting) /* a WAIT given up: not an error of the query */
+        fprintf(stderr, "%s\n", r->message);
+    else if (r->status == SH_SERVER_ERROR || r->status == SH_CANCELED)
         fprintf(stderr, "ERROR: %s\n", r->message);
     else
         fprintf(stderr, "rankql: %s\n", r->message);

@@ -1,5 +1,6 @@
-/* shell/format and shell/script: how the rankql shell prints results and errors, and
- * how it cuts its input into statements and maps positions back to input lines. No
+/* shell/format, shell/script and shell/stream: how the rankql shell prints results and errors,
+ * how it cuts its input into statements and maps positions back to input lines, and how it
+ * reads a streamed answer and draws a WAIT's progress. No
  * server is needed: results are the JSON objects the HTTP API sends. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 
 #include "shell/format.h"
 #include "shell/script.h"
+#include "shell/stream.h"
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -504,6 +506,152 @@ static void test_missing_semicolon_between_statements(void **state)
     sh_script_free(&s);
 }
 
+/* ---- shell/stream: streamed answers (NDJSON) ------------------------------------------- */
+
+typedef struct collected {
+    char lines[16][256];
+    int n;
+} collected;
+
+static void collect(const char *line, size_t len, void *arg)
+{
+    collected *c = arg;
+    assert_true(c->n < 16 && len < 256);
+    memcpy(c->lines[c->n], line, len);
+    c->lines[c->n][len] = '\0';
+    c->n++;
+}
+
+static void test_lines_split_across_chunks(void **state)
+{
+    (void)state;
+    const char *text = "{\"type\":\"a\"}\n{\"type\":\"bb\"}\r\n\n{\"type\":\"end\"}";
+    /* every way of cutting the text in two gives the same lines */
+    for (size_t cut = 0; cut <= strlen(text); cut++) {
+        sh_lines l = {0};
+        collected c = {0};
+        sh_lines_feed(&l, text, cut, collect, &c);
+        sh_lines_feed(&l, text + cut, strlen(text) - cut, collect, &c);
+        sh_lines_finish(&l, collect, &c);
+        assert_int_equal(c.n, 4);
+        assert_string_equal(c.lines[0], "{\"type\":\"a\"}");
+        assert_string_equal(c.lines[1], "{\"type\":\"bb\"}");
+        assert_string_equal(c.lines[2], "");
+        assert_string_equal(c.lines[3], "{\"type\":\"end\"}");
+        sh_lines_free(&l);
+    }
+    /* one byte at a time */
+    sh_lines l = {0};
+    collected c = {0};
+    for (size_t i = 0; text[i]; i++)
+        sh_lines_feed(&l, text + i, 1, collect, &c);
+    assert_int_equal(c.n, 3); /* the last line waits for its end */
+    sh_lines_finish(&l, collect, &c);
+    assert_int_equal(c.n, 4);
+    assert_string_equal(c.lines[1], "{\"type\":\"bb\"}");
+    sh_lines_free(&l);
+}
+
+static sh_line_kind feed_line(sh_stream *s, const char *line, const json_t **event)
+{
+    return sh_stream_line(s, line, strlen(line), event);
+}
+
+static void test_stream_results_become_the_plain_body(void **state)
+{
+    (void)state;
+    sh_stream s = {0};
+    const json_t *event;
+    assert_int_equal(feed_line(&s, "{\"type\":\"progress\",\"statement\":0,\"jobs_total\":4,"
+                              "\"jobs_done\":1,\"fraction\":0.25,\"eta_seconds\":9}", &event),
+                     SH_LINE_PROGRESS);
+    assert_non_null(event);
+    assert_int_equal(json_integer_value(json_object_get(event, "jobs_total")), 4);
+    assert_int_equal(feed_line(&s, "{\"type\":\"heartbeat\"}", NULL), SH_LINE_HEARTBEAT);
+    assert_int_equal(feed_line(&s, "{\"type\":\"result\",\"statement\":0,\"result\":{\"statement\":"
+                              "\"SELECT\",\"columns\":[\"name\"],\"rows\":[[\"a\"]],\"row_count\":1,"
+                              "\"notices\":[]}}", NULL),
+                     SH_LINE_RESULT);
+    assert_int_equal(feed_line(&s, "{\"type\":\"future\",\"x\":1}", NULL), SH_LINE_OTHER);
+    assert_int_equal(feed_line(&s, "", NULL), SH_LINE_OTHER);
+    assert_false(s.ended);
+    assert_int_equal(feed_line(&s, "{\"type\":\"end\",\"session\":\"s-1\"}", NULL), SH_LINE_END);
+    assert_true(s.ended);
+    assert_false(s.bad);
+    json_t *body = sh_stream_body(&s);
+    char *text = json_dumps(body, JSON_COMPACT);
+    assert_string_equal(text, "{\"session\":\"s-1\",\"results\":[{\"statement\":\"SELECT\","
+                              "\"columns\":[\"name\"],\"rows\":[[\"a\"]],\"row_count\":1,"
+                              "\"notices\":[]}],\"statement\":\"SELECT\",\"columns\":[\"name\"],"
+                              "\"rows\":[[\"a\"]],\"row_count\":1,\"notices\":[]}");
+    free(text);
+    json_decref(body);
+    sh_stream_free(&s);
+}
+
+static void test_stream_error_and_bad_lines(void **state)
+{
+    (void)state;
+    sh_stream s = {0};
+    assert_int_equal(feed_line(&s, "{\"type\":\"result\",\"statement\":0,\"result\":{\"statement\":\"SHOW\"}}",
+                          NULL),
+                     SH_LINE_RESULT);
+    assert_int_equal(feed_line(&s, "{\"type\":\"error\",\"statement\":1,\"status\":404,\"error\":"
+                              "{\"code\":\"not_found\",\"message\":\"no such\",\"line\":2,"
+                              "\"column\":3}}", NULL),
+                     SH_LINE_ERROR);
+    assert_int_equal(s.status, 404);
+    feed_line(&s, "{\"type\":\"end\",\"session\":\"s\"}", NULL);
+    json_t *body = sh_stream_body(&s);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(body, "error"), "code")),
+                        "not_found");
+    assert_int_equal(json_array_size(json_object_get(body, "results")), 1);
+    assert_null(json_object_get(body, "statement")); /* an error answer has no top-level result */
+    json_decref(body);
+    assert_false(s.bad);
+    assert_int_equal(feed_line(&s, "not json", NULL), SH_LINE_BAD);
+    assert_true(s.bad);
+    sh_stream_free(&s);
+    assert_int_equal(feed_line(&s, "[1,2]", NULL), SH_LINE_BAD);
+    sh_stream_free(&s);
+    assert_int_equal(feed_line(&s, "{\"type\":\"result\",\"statement\":0}", NULL), SH_LINE_BAD);
+    sh_stream_free(&s);
+}
+
+static char *progress(const char *event_json, int width)
+{
+    json_error_t jerr;
+    json_t *event = json_loads(event_json, 0, &jerr);
+    if (!event)
+        fail_msg("bad test JSON: %s", jerr.text);
+    strbuf sb = {0};
+    sh_format_progress(&sb, event, width);
+    json_decref(event);
+    return strbuf_detach(&sb);
+}
+
+static void test_progress_bar(void **state)
+{
+    (void)state;
+    char *s = progress("{\"type\":\"progress\",\"jobs_total\":40,\"jobs_done\":12,\"jobs_running\":4,"
+                       "\"jobs_failed\":0,\"fraction\":0.3,\"elapsed_seconds\":18,"
+                       "\"eta_seconds\":42}", 20);
+    assert_string_equal(s, "[######--------------] 12/40 jobs  30%  ETA 0:42");
+    free(s);
+    s = progress("{\"jobs_total\":3,\"jobs_done\":1,\"jobs_failed\":1,\"eta_seconds\":null}", 12);
+    assert_string_equal(s, "[####--------] 1/3 jobs, 1 failed  33%  ETA -:--");
+    free(s);
+    s = progress("{\"jobs_total\":10,\"jobs_done\":10,\"fraction\":1,\"eta_seconds\":0}", 10);
+    assert_string_equal(s, "[##########] 10/10 jobs  100%  ETA 0:00");
+    free(s);
+    s = progress("{\"jobs_total\":0,\"jobs_done\":0,\"fraction\":0,\"eta_seconds\":3725.4}", 4);
+    assert_string_equal(s, "[----] 0/0 jobs  0%  ETA 1:02:05");
+    free(s);
+    s = progress("{\"jobs_total\":5,\"jobs_done\":7,\"fraction\":1.5}", 4); /* clamped */
+    assert_string_equal(s, "[####] 7/5 jobs  100%  ETA -:--");
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -531,6 +679,10 @@ int main(void)
         cmocka_unit_test(test_prompt_blank_lines),
         cmocka_unit_test(test_long_statement),
         cmocka_unit_test(test_missing_semicolon_between_statements),
+        cmocka_unit_test(test_lines_split_across_chunks),
+        cmocka_unit_test(test_stream_results_become_the_plain_body),
+        cmocka_unit_test(test_stream_error_and_bad_lines),
+        cmocka_unit_test(test_progress_bar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
