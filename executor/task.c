@@ -222,6 +222,11 @@ static bool dataset_from_row(const PGresult *res, int r, const ast_dataset_ref *
             reg_stop = json_integer_value(json_object_get(slice, "stop"));
     }
     json_object_del(spec, "slice");
+    /* SHiFT-style catalogue keys that REGISTER keeps but the readers do not take (the
+     * same ones REGISTER leaves out when it reads the file). */
+    json_object_del(spec, "split");
+    json_object_del(spec, "images_path");
+    json_object_del(spec, "numpy_path");
     int64_t size = opt_int(res, r, 8);
     int64_t start = reg_start < 0 ? 0 : reg_start, stop = reg_stop;
     if (ref && ref->has_slice) {
