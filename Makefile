@@ -187,7 +187,7 @@ $(BUILD)/tests/test_shell_format: $(BUILD)/obj/tests/unit/test_shell_format.o $(
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs cmocka) -o $@
 
 # ---- ordinary objects -----------------------------------------------------------------
-HEADERS = $(wildcard */*.h) $(BUILD)/gen/parser.h
+HEADERS = $(wildcard */*.h */*/*.h */*/*/*.h) $(BUILD)/gen/parser.h
 
 $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)

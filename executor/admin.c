@@ -116,22 +116,6 @@ static const char kept_hashes[] =
     "SELECT hash FROM feature_cache UNION SELECT hash FROM jobs "
     "WHERE status IN ('queued', 'running') ORDER BY 1";
 
-/* Whether the statement runs inside a caller's transaction (executor_run then wraps it in
- * the savepoint rankql_statement) rather than in a transaction of its own. Rolling back to
- * that savepoint at the start of the statement undoes nothing; where it does not exist
- * the error is undone by a savepoint of our own. */
-static bool in_callers_transaction(exec_ctx *ctx)
-{
-    exec_error scratch;
-    if (exec_cmd(ctx, "SAVEPOINT rankql_purge_probe", 0, NULL, &scratch) < 0)
-        return true;
-    if (exec_cmd(ctx, "ROLLBACK TO SAVEPOINT rankql_statement", 0, NULL, &scratch) >= 0)
-        return true;
-    exec_cmd(ctx, "ROLLBACK TO SAVEPOINT rankql_purge_probe", 0, NULL, &scratch);
-    exec_cmd(ctx, "RELEASE SAVEPOINT rankql_purge_probe", 0, NULL, &scratch);
-    return false;
-}
-
 static bool is_hex(const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -210,38 +194,42 @@ static long delete_feature_files(const char *data_dir, char **kept, size_t nkept
     return deleted;
 }
 
-/* After the rows are committed: the files of what is no longer cached. Runs in a new
- * transaction (executor_run commits it). Returns the files deleted, or -1 with *err. */
-static long purge_files(exec_ctx *ctx, json_t *result, exec_error *err)
+/* After the rows are committed (executor_run calls it then, so a rolled-back PURGE keeps
+ * its files): the files of what is no longer cached. A failure only costs disk space, so
+ * it becomes a notice. */
+void exec_purge_files(exec_ctx *ctx, json_t *result)
 {
+    long files = 0, failed = 0;
     struct timespec t0;
     clock_gettime(CLOCK_REALTIME, &t0);
-    if (exec_cmd(ctx, "COMMIT", 0, NULL, err) < 0 || exec_cmd(ctx, "BEGIN", 0, NULL, err) < 0)
-        return -1;
-    PGresult *res = exec_sql(ctx, kept_hashes, 0, NULL, err);
-    if (!res)
-        return -1;
-    size_t n = (size_t)PQntuples(res);
-    char **kept = xcalloc(n ? n : 1, sizeof *kept);
-    for (size_t i = 0; i < n; i++)
-        kept[i] = xstrdup(PQgetvalue(res, (int)i, 0));
-    PQclear(res);
-    qsort(kept, n, sizeof *kept, cmp_hash); /* bytewise, whatever the database's collation */
-    long failed = 0;
-    long deleted = delete_feature_files(ctx->data_dir, kept, n, &t0, &failed);
+    exec_error err = {0};
+    PGresult *res = ctx->data_dir ? exec_sql(ctx, kept_hashes, 0, NULL, &err) : NULL;
+    if (res) {
+        size_t n = (size_t)PQntuples(res);
+        char **kept = xcalloc(n ? n : 1, sizeof *kept);
+        for (size_t i = 0; i < n; i++)
+            kept[i] = xstrdup(PQgetvalue(res, (int)i, 0));
+        PQclear(res);
+        qsort(kept, n, sizeof *kept, cmp_hash); /* bytewise, whatever the collation */
+        files = delete_feature_files(ctx->data_dir, kept, n, &t0, &failed);
+        for (size_t i = 0; i < n; i++)
+            free(kept[i]);
+        free(kept);
+    } else if (ctx->data_dir) {
+        result_notice(result, "feature files were not deleted: %s", err.message);
+    }
     if (failed)
         result_notice(result, "%ld feature files under %s/features could not be deleted", failed,
                       ctx->data_dir);
-    for (size_t i = 0; i < n; i++)
-        free(kept[i]);
-    free(kept);
-    return deleted;
+    json_array_append_new(json_object_get(result, "rows"),
+                          json_pack("[s,I]", "feature files", (json_int_t)files));
+    json_object_set_new(result, "row_count",
+                        json_integer((json_int_t)json_array_size(json_object_get(result, "rows"))));
 }
 
 json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err)
 {
     (void)p;
-    bool nested = ctx->data_dir && in_callers_transaction(ctx);
     json_t *rows = json_array();
     long count;
     if ((count = exec_cmd(ctx, delete_features, 0, NULL, err)) < 0) {
@@ -264,19 +252,6 @@ json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err)
     }
     json_array_append_new(rows, json_pack("[s,I]", "jobs (finished)", (json_int_t)count));
     json_t *result = result_new("PURGE");
-    long files = 0;
-    if (ctx->data_dir && !nested) {
-        files = purge_files(ctx, result, err);
-        if (files < 0) {
-            json_decref(rows);
-            json_decref(result);
-            return NULL;
-        }
-    } else if (ctx->data_dir) {
-        result_notice(result, "feature files are kept: inside a transaction they would go "
-                      "before its commit; a PURGE of its own deletes them");
-    }
-    json_array_append_new(rows, json_pack("[s,I]", "feature files", (json_int_t)files));
     result_set(result, json_pack("[s,s]", "table", "deleted"), rows);
     result_notice(result, "caches emptied; the catalog (models, datasets), unfinished jobs and "
                   "the features they need are kept");

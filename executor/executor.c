@@ -239,8 +239,14 @@ json_t *executor_run(exec_ctx *ctx, const ast_node *stmt, exec_error *err)
     exec_error end_err = {0};
     if (result) {
         if (exec_cmd(ctx, nested ? "RELEASE SAVEPOINT rankql_statement" : "COMMIT", 0, NULL,
-                     &end_err) >= 0)
+                     &end_err) >= 0) {
+            if (stmt->kind == AST_PURGE && !nested)
+                exec_purge_files(ctx, result);
+            else if (stmt->kind == AST_PURGE)
+                result_notice(result, "feature files are kept: the caller's transaction has not "
+                                      "committed yet; a PURGE of its own deletes them");
             return result;
+        }
         json_decref(result);
         *err = end_err;
     }

@@ -73,6 +73,8 @@ json_t *exec_register(exec_ctx *ctx, const ast_register *r, exec_error *err);
 json_t *exec_show(exec_ctx *ctx, const ast_show *s, exec_error *err);
 json_t *exec_use(exec_ctx *ctx, const ast_use *u, exec_error *err);
 json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err);
+/* After PURGE committed: deletes the feature files no longer cached, adds the count. */
+void exec_purge_files(exec_ctx *ctx, json_t *result);
 
 /* ---- task-aware queries (task.c) ----------------------------------------------------- */
 

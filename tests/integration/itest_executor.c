@@ -950,11 +950,12 @@ static void misc_tests(const char *s)
 
     expect_error(s, "FINETUNE tv WITH \"fmnist-train\";", 501, "not_implemented", NULL, "501: FINETUNE");
     expect_error(s, "RANK * FROM image_models TRAINED ON 'a' TESTED ON 'b' BY \"random(seed=1)\";", 501, "not_implemented", NULL, "501: RANK … BY");
-    expect_error(s, "SELECT * FROM image_models ORDER BY err ASC TRAINED ON \"a\" TESTED ON TASK \"b\" CLASSIFIED BY [\"Euclidean NN\"] LIMIT 3;", 501, "not_implemented", NULL, "501: task-aware SELECT");
+    expect_error(s, "SELECT * FROM image_models ORDER BY err ASC TRAINED ON \"a\" TESTED ON TASK \"b\" CLASSIFIED BY [\"Euclidean NN\"] LIMIT 3;", 404, "not_found", NULL, "task-aware SELECT: an unknown dataset is 404");
     exec_error e = expect_error(s, "SELECT * FROM image_models WHERE source = 'x' ORDER BY err TRAINED ON 'a' TESTED ON 'b' CHUNK 10 BUDGET 20;", 501, "not_implemented", NULL, "501: successive halving");
     check(strstr(e.message, "not implemented yet") != NULL, "501: the message says what is missing (%s)", e.message);
     expect_error(s, "SELECT vec FROM rd WHERE probe = tv;", 501, "not_implemented", NULL, "501: SELECT vec … WHERE probe");
-    expect_error(s, "CANCEL JOB 1;", 501, "not_implemented", NULL, "501: CANCEL");
+    expect_error(s, "CANCEL JOB 999999;", 404, "not_found", NULL, "CANCEL JOB: an unknown job is 404");
+    expect_error(s, "CANCEL QUERY 'q1';", 501, "not_implemented", NULL, "501: CANCEL QUERY");
 
     e = expect_error(s, "SELECT name\nFROM models WHERE num_params LIKE 3;", 400, "semantic_error", NULL, "type: num_params LIKE 3");
     check(e.line == 2 && e.col == 19, "type: the error has the position of num_params (%d:%d)", e.line, e.col);
