@@ -159,8 +159,12 @@ static bool proxy_from_call(const ast_call *call, proxy_choice *out, exec_error 
         strbuf_putc(&sb, '(');
         for (size_t i = 0; i < call->params->n; i++) {
             const ast_param *p = (const ast_param *)call->params->items[i];
+            /* Numbers as written (0.1, not 0.10000000000000001). */
+            const ast_literal *lit = (const ast_literal *)p->value;
+            bool number = p->value->kind == AST_LITERAL &&
+                          (lit->type == LIT_INT || lit->type == LIT_FLOAT) && lit->text;
             json_t *v = literal_json(p->value);
-            char *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+            char *text = number ? xstrdup(lit->text) : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
             strbuf_printf(&sb, "%s%s=%s", i ? ", " : "", p->key.text, text);
             free(text);
             json_decref(v);
@@ -1349,6 +1353,11 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
         json_object_set_new(result, "wait_seconds", json_real(waited));
     if (t.models.n == 0)
         result_notice(result, "no model matched the query");
+    else if (submitted == 0)
+        result_notice(result, "all %ld results came from the caches: no job ran", total);
+    else if (s->wait && remaining == 0)
+        result_notice(result, "%ld of %ld jobs ran (%.1f s); the other %ld came from the caches",
+                      submitted, total, waited, total - submitted);
     if (remaining && end == WAIT_TIMEOUT)
         result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the query "
                               "again to collect them",
