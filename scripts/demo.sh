@@ -22,7 +22,7 @@ chmod 755 "$DIR"
 LOG="$DIR/rankqld.log"
 
 echo "== starting rankqld (data in $DIR/data, http://127.0.0.1:$PORT)"
-"$BIN/rankqld" --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" >"$LOG" 2>&1 &
+"$BIN/rankqld" --data-dir "$DIR/data" --listen "127.0.0.1:$PORT" --max-wait 900 >"$LOG" 2>&1 &
 SERVER=$!
 stop_server() {
   if [ "${RANKQL_DEMO_KEEP:-0}" = 1 ]; then
