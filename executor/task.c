@@ -1207,21 +1207,43 @@ static json_t *result_columns(const task *t)
     return cols;
 }
 
-/* Sorts, limits and appends one ranking; records it in rankings. */
+/* The test datasets an aggregate ranking averages over, for its "datasets" column:
+ * "a, b". */
+static char *aggregated_names(const task *t)
+{
+    strbuf sb = {0};
+    for (size_t g = 0; g < t->test.n; g++)
+        strbuf_printf(&sb, "%s%s", g ? ", " : "",
+                      json_string_value(json_object_get(t->test.items[g].data.obj, "name")));
+    return strbuf_detach(&sb);
+}
+
+/* Sorts, limits and appends one ranking; records it in rankings. dsname is the test
+ * dataset of a per-dataset BENCHMARK ranking, NULL otherwise; an aggregate ranking's rows
+ * name the datasets it aggregates (its "datasets" column would be null otherwise). */
 static void emit_ranking(const task *t, size_t proxy, const char *dsname, ranked *items,
                          size_t n, json_t *rows, json_t *rankings, size_t pending)
 {
     ascending_sort = t->sort.ascending_err;
     qsort(items, n, sizeof *items, ranked_cmp);
     size_t limit = t->s->has_limit && (size_t)t->s->limit < n ? (size_t)t->s->limit : n;
+    bool aggregated = t->sort.has_aggregate && t->s->tested_kind == TESTED_BENCHMARK;
+    char *names = aggregated ? aggregated_names(t) : NULL;
     for (size_t i = 0; i < limit; i++)
-        json_array_append_new(rows, row_for(t, items[i].model, proxy, dsname, items[i].err,
-                                            (long)i + 1));
+        json_array_append_new(rows, row_for(t, items[i].model, proxy, names ? names : dsname,
+                                            items[i].err, (long)i + 1));
     json_t *r = json_pack("{s:s, s:O, s:I, s:I}", "proxy", t->proxies[proxy].label, "params",
                           t->proxies[proxy].proxy, "rows", (json_int_t)limit, "pending",
                           (json_int_t)pending);
     if (dsname)
         json_object_set_new(r, "dataset", json_string(dsname));
+    if (aggregated) {
+        json_t *list = json_array();
+        for (size_t g = 0; g < t->test.n; g++)
+            json_array_append(list, json_object_get(t->test.items[g].data.obj, "name"));
+        json_object_set_new(r, "datasets", list);
+    }
+    free(names);
     json_array_append_new(rankings, r);
 }
 

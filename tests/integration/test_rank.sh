@@ -1,0 +1,410 @@
+#!/usr/bin/env bash
+# Task-aware ranking end to end (docs/jobs.md, docs/language.md "Task-aware ranking"): rankqld
+# on its embedded PostgreSQL with its local worker, a small catalog of builtin models and
+# Fashion-MNIST slices (Debian's dataset-fashion-mnist), and POST /v1/query. Covers the
+# rankings' shape, a 1-NN error checked against an independent brute-force 1-NN
+# (build/tests/itest_rank_nn, tests/integration/itest_rank_nn.c), the caches, answers
+# without WAIT, data and label-only mutations, TESTED ON BENCHMARK and its aggregate, the
+# errors, a failing job, NDJSON progress, SHOW/CANCEL JOB, and a worker killed with -9.
+#
+# The local worker is started through RANKQL_WORKER, a wrapper that adds --lease 6 to
+# rankql-worker's flags: everything else is rankqld's default worker, but the job of a
+# killed worker is re-queued after ~6 s instead of 30 s, which keeps the kill -9 case short.
+#
+# Every rankqld and postgres started here is stopped by the EXIT trap; every request and wait
+# is bounded, so a hang fails a check instead of the whole run.
+set -u
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+# section N: a comment with the seconds since the start, to see where the time goes.
+T_START=$(date +%s.%N)
+section() { echo "# $1 at $(awk -v a="$T_START" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"; }
+
+RANKQLD=${RANKQLD:-$RANKQL_BIN/rankqld}
+WORKER=${RANKQL_WORKER_BIN:-$RANKQL_BIN/rankql-worker}
+SHELL_BIN=$RANKQL_BIN/rankql
+NN=${RANKQL_ITEST_NN:-$RANKQL_ROOT/build/tests/itest_rank_nn}
+FM=${RANKQL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
+TRI=$FM/train-images-idx3-ubyte.gz TRL=$FM/train-labels-idx1-ubyte.gz
+TEI=$FM/t10k-images-idx3-ubyte.gz TEL=$FM/t10k-labels-idx1-ubyte.gz
+PGBIN=${RANKQL_PG_BINDIR:-$(pg_config --bindir 2>/dev/null)}
+[ -x "$PGBIN/initdb" ] ||
+  PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
+for tool in curl jq; do
+  command -v "$tool" >/dev/null || { not_ok "setup: $tool is needed (scripts/install-deps.sh)"; finish; }
+done
+for f in "$RANKQLD" "$WORKER" "$SHELL_BIN" "$NN" "$PGBIN/initdb"; do
+  [ -x "$f" ] || { not_ok "setup: need $f (make build-all; PostgreSQL's initdb)"; finish; }
+done
+for f in "$TRI" "$TRL" "$TEI" "$TEL"; do
+  [ -r "$f" ] || { not_ok "setup: need $f (apt-get install dataset-fashion-mnist)"; finish; }
+done
+
+SCRATCH=$(make_scratch)
+DATA=$SCRATCH/data
+SRV=
+BG=()                       # background curls
+export PGCONNECT_TIMEOUT=5
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+# shellcheck disable=SC2317  # run by the EXIT trap
+cleanup() {
+  local p
+  [ "$BASHPID" = "$$" ] || return 0
+  for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
+  if [ -n "$SRV" ]; then
+    kill -TERM "$SRV" 2>/dev/null
+    for _ in $(seq 1 100); do kill -0 "$SRV" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$SRV" 2>/dev/null
+  fi
+  # A worker or postmaster that outlived rankqld (kill -KILL above): stop them too.
+  [ -n "${WPID:-}" ] && kill -KILL "$WPID" 2>/dev/null
+  [ -f "$DATA/pg/postmaster.pid" ] &&
+    as_pg "$PGBIN/pg_ctl" -D "$DATA/pg" -m immediate -w -t 20 stop >/dev/null 2>&1
+  rm -rf "$SCRATCH"
+}
+trap cleanup EXIT
+
+# ---- helpers -------------------------------------------------------------------------------
+JSON=(-H 'Content-Type: application/json')
+# query TEXT [MAX-SECONDS]: POST /v1/query; sets STATUS and RESP.
+query() {
+  jq -n --arg q "$1" '{query: $q}' >"$SCRATCH/body.json"
+  STATUS=$(curl -s -o "$SCRATCH/resp" -w '%{http_code}' --max-time "${2:-60}" "${JSON[@]}" \
+    --data-binary "@$SCRATCH/body.json" "$BASE/v1/query" 2>/dev/null) || true
+  [ -n "$STATUS" ] || STATUS=000
+  RESP=$(cat "$SCRATCH/resp" 2>/dev/null)
+}
+# jf FILTER: a jq filter over the last response (compact, raw strings).
+jf() { printf '%s' "$RESP" | jq -cr "$1" 2>/dev/null; }
+# expect NAME STATUS [CODE]: the last answer had that HTTP status (and error code).
+expect() {
+  local got; got=$(jf '.error.code // "-"')
+  if [ "$STATUS" = "$2" ] && [ "$got" = "${3:--}" ]; then ok "$1"; else
+    not_ok "$1"; printf '#   expected: %s %s\n#   actual:   %s %s\n' "$2" "${3:--}" "$STATUS" "${RESP:0:600}"; fi
+}
+# jcheck NAME FILTER: ok when FILTER over the last response is true.
+jcheck() {
+  if [ "$(jf "$2")" = true ]; then ok "$1"; else
+    not_ok "$1"; printf '#   failed: %s\n#   on: %s\n' "$2" "${RESP:0:600}"; fi
+}
+# rows_of PROXY: the rows of one ranking (compact JSON array).
+rows_of() { jf "[.rows[] | select(.[2] == \"$1\")]"; }
+# err_of MODEL PROXY: that model's err in the last response.
+err_of() { jf "[.rows[] | select(.[1] == \"$1\" and .[2] == \"$2\") | .[3]][0]"; }
+# feq A B: two decimals equal to 1e-9.
+feq() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(a != "" && b != "" && d < 1e-9 && d > -1e-9) }'; }
+# nn_ref ARGS…: the independent 1-NN's error rate over the given data.
+nn_ref() { timeout 60 "$NN" "$@" | awk '{ printf "%.10f\n", $1 / $2 }'; }
+# count_jobs KIND: how many jobs of that kind exist (a catalog query on jobs).
+count_jobs() { query "SELECT id FROM jobs WHERE kind = '$1';"; jf .row_count; }
+# sel WHERE-ORDER-TAIL: a ranking of the test models.
+MODELS="name LIKE 't/%'"
+NMODELS=4
+
+PORT=$(free_port); BASE=http://127.0.0.1:$PORT
+printf '#!/bin/sh\nexec %q "$@" --lease 6\n' "$WORKER" >"$SCRATCH/worker"
+chmod 755 "$SCRATCH/worker"
+RANKQL_WORKER=$SCRATCH/worker "$RANKQLD" --data-dir "$DATA" --pg-no-sync \
+  --listen "127.0.0.1:$PORT" 2>"$SCRATCH/srv.err" &
+SRV=$!
+started=0
+for _ in $(seq 1 600); do
+  grep -qs '^rankqld: listening on ' "$SCRATCH/srv.err" && { started=1; break; }
+  kill -0 "$SRV" 2>/dev/null || break
+  sleep 0.1
+done
+if [ "$started" = 1 ]; then ok "rankqld starts with its embedded PostgreSQL"; else
+  not_ok "rankqld starts with its embedded PostgreSQL"; sed 's/^/#   /' "$SCRATCH/srv.err"; finish; fi
+worker_pid() { pgrep -P "$SRV" -x rankql-worker | head -1; }
+for _ in $(seq 1 50); do WPID=$(worker_pid); [ -n "$WPID" ] && break; sleep 0.1; done
+check "rankqld starts a local worker" test -n "$WPID"
+
+# ---- the catalog, loaded with the rankql shell ----------------------------------------------
+section catalog
+# Labels for the label-only change: line i+1 holds the label of row i (a fixed pattern).
+{ echo label; for i in $(seq 0 599); do echo $(( (i * 7 + 3) % 10 )); done; } >"$SCRATCH/labels.csv"
+cp "$TRI" "$SCRATCH/bad-images.gz"; cp "$TRL" "$SCRATCH/bad-labels.gz"
+chmod 644 "$SCRATCH"/*.gz "$SCRATCH/labels.csv"
+idx() { printf "('idx', 'image', '%s', {labels: '%s'}, {start: %d, stop: %d})" "$1" "$2" "$3" "$4"; }
+cat >"$SCRATCH/catalog.rql" <<EOF
+REGISTER MODEL "t/raw" (runner, modality, source, spec, image_size, dimension, batch_size)
+  VALUES ('builtin', 'image', 'builtin', {extractor: "raw"}, 28, 784, 1024);
+REGISTER MODEL "t/pca-8" (runner, modality, source, spec, image_size, dimension, batch_size)
+  VALUES ('builtin', 'image', 'builtin', {extractor: "pca", k: 8}, 28, 8, 1024);
+REGISTER MODEL "t/rp-16" (runner, modality, source, spec, image_size, dimension, batch_size)
+  VALUES ('builtin', 'image', 'builtin', {extractor: "random_projection", k: 16, seed: 1}, 28, 16, 1024);
+REGISTER MODEL "t/hog" (runner, modality, source, spec, image_size, dimension, batch_size)
+  VALUES ('builtin', 'image', 'builtin', {extractor: "hog", cell: 7, block: 2, bins: 9}, 28, 324, 1024);
+REGISTER DATASET "tr"  (format, modality, location, spec, slice) VALUES $(idx "$TRI" "$TRL" 0 2000);
+REGISTER DATASET "tr2" (format, modality, location, spec, slice) VALUES $(idx "$TRI" "$TRL" 2000 2500);
+REGISTER DATASET "te"  (format, modality, location, spec, slice) VALUES $(idx "$TEI" "$TEL" 0 500);
+REGISTER DATASET "te2" (format, modality, location, spec, slice) VALUES $(idx "$TEI" "$TEL" 500 1000);
+REGISTER DATASET "big" (format, modality, location, spec, slice) VALUES $(idx "$TRI" "$TRL" 0 12000);
+REGISTER DATASET "k1"  (format, modality, location, spec, slice) VALUES $(idx "$TRI" "$TRL" 20000 30000);
+REGISTER DATASET "k2"  (format, modality, location, spec, slice) VALUES $(idx "$TRI" "$TRL" 20000 30000);
+REGISTER DATASET "bad" (format, modality, location, spec, slice)
+  VALUES $(idx "$SCRATCH/bad-images.gz" "$SCRATCH/bad-labels.gz" 0 1000);
+REGISTER DATASET "lab" (format, location, spec)
+  VALUES ('csv', '$SCRATCH/labels.csv', {labels_only: true, label_column: 0, header: true});
+EOF
+out=$(timeout 60 "$SHELL_BIN" -H "127.0.0.1:$PORT" --on-error-stop -f "$SCRATCH/catalog.rql" 2>&1); rc=$?
+check_eq "the catalog loads with the rankql shell" 0 "$rc"
+[ "$rc" = 0 ] || printf '%s\n' "$out" | sed 's/^/#   /'
+
+rank_q() {  # rank_q TRAIN TEST PROXIES [TAIL]: the ranking query text
+  printf 'SELECT name FROM image_models WHERE %s ORDER BY err TRAINED ON %s TESTED ON TASK %s CLASSIFIED BY [%s] %s;' \
+    "$MODELS" "$1" "$2" "$3" "${4-WAIT}"
+}
+bench_q() {  # bench_q ORDER-KEY: a TESTED ON BENCHMARK ranking
+  printf 'SELECT name FROM image_models WHERE %s ORDER BY %s TRAINED ON "tr" TESTED ON BENCHMARK ["te", "te2"] CLASSIFIED BY ["Euclidean NN"] WAIT;' \
+    "$MODELS" "$1"
+}
+
+# ---- 1. WAIT ranking with two proxies ----------------------------------------------------------
+section "case 1"
+Q1=$(rank_q '"tr"' '"te"' '"Euclidean NN", "logme"')
+query "$Q1" 90
+expect "1: a WAIT ranking answers 200" 200
+R1=$RESP
+jcheck "1: status complete, nothing remaining" '.status == "complete" and .remaining_jobs == 0'
+jcheck "1: columns rank, name, proxy, err, acc" '.columns == ["rank", "name", "proxy", "err", "acc"]'
+jcheck "1: one ranking per proxy" '[.rankings[].proxy] == ["Euclidean NN", "logme"]'
+jcheck "1: each ranking has every model once" \
+  "[.rankings[].proxy as \$p | [.rows[] | select(.[2] == \$p) | .[1]] | sort] == [range(2) | [\"t/hog\", \"t/pca-8\", \"t/raw\", \"t/rp-16\"]]"
+jcheck "1: rankings count their rows, none pending" "[.rankings[] | .rows == $NMODELS and .pending == 0] | all"
+jcheck "1: rows sorted by err ascending, rank 1..n" \
+  '[.rankings[].proxy as $p | [.rows[] | select(.[2] == $p)] | ([.[][3]] == ([.[][3]] | sort)) and ([.[][0]] == [range(1; length + 1)])] | all'
+jcheck "1: acc = 1 - err for nn" \
+  '[.rows[] | select(.[2] == "Euclidean NN") | (.[4] - (1 - .[3])) | fabs < 1e-12] | all'
+jcheck "1: acc null for logme" '[.rows[] | select(.[2] == "logme") | .[4] == null] | all'
+jcheck "1: the jobs: 8 embed + 8 proxy, all submitted" '.jobs == {"total": 16, "cached": 0, "submitted": 16, "remaining": 0, "failed": 0}'
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN", "logme"' 'LIMIT 3 WAIT')"
+jcheck "1: LIMIT 3 applies to each ranking" '[.rankings[].rows] == [3, 3] and (.rows | length) == 6'
+full=$(printf '%s' "$R1" | jq -c '[.rows[] | select(.[0] <= 3)]')
+check_eq "1: LIMIT keeps the top of each ranking" "$full" "$(jf .rows)"
+
+# ---- 2. correctness against an independent 1-NN -------------------------------------------------
+section "case 2"
+RESP=$R1
+ref=$(nn_ref "$TRI" "$TRL" 0 2000 "$TEI" "$TEL" 0 500)
+got=$(err_of t/raw "Euclidean NN")
+if feq "$ref" "$got"; then ok "2: raw 1-NN err equals the brute-force 1-NN ($ref)"; else
+  not_ok "2: raw 1-NN err equals the brute-force 1-NN"; printf '#   expected %s, got %s\n' "$ref" "$got"; fi
+
+# ---- 3. caches ------------------------------------------------------------------------------------
+section "case 3"
+query "$Q1" 60
+jcheck "3: the same query again submits nothing" '.jobs.submitted == 0 and .jobs.cached == 16 and .status == "complete"'
+check_eq "3: ... and answers the same rows" "$(printf '%s' "$R1" | jq -c .rows)" "$(jf .rows)"
+query "$(rank_q '"tr"' '"te"' '"Cosine NN"')" 60
+jcheck "3: a new proxy re-uses the embeddings (one proxy job per model)" \
+  ".jobs.submitted == $NMODELS and .jobs.cached == 8 and .status == \"complete\" and (.rows | length) == $NMODELS"
+# The shell reads the same cached ranking (its csv output: a header and one line per model).
+out=$(timeout 30 "$SHELL_BIN" -H "127.0.0.1:$PORT" --format csv -c "$(rank_q '"tr"' '"te"' '"Cosine NN"')" 2>/dev/null)
+check_eq "3: the rankql shell prints the cached ranking" "rank,name,proxy,err,acc $((NMODELS + 1))" \
+  "$(printf '%s\n' "$out" | head -1) $(printf '%s\n' "$out" | grep -c .)"
+
+# ---- 4. without WAIT ----------------------------------------------------------------------------
+section "case 4"
+Q4=$(rank_q '"tr"[0:1500]' '"te"[0:400]' '"Euclidean NN"' '')
+t0=$(date +%s.%N)
+query "$Q4" 10
+t1=$(date +%s.%N)
+expect "4: a ranking without WAIT answers 200" 200
+jcheck "4: ... status running with jobs remaining" '.status == "running" and .remaining_jobs > 0 and .jobs.remaining == .remaining_jobs'
+jcheck "4: ... the known rows and the pending models add up" \
+  "(.rankings[0].rows + .rankings[0].pending) == $NMODELS and (.rows | length) == .rankings[0].rows"
+check "4: ... at once (under 3 s)" awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a < 3) }'
+query "${Q4%;} WAIT;" 90
+jcheck "4: the same query with WAIT completes" ".status == \"complete\" and .remaining_jobs == 0 and (.rows | length) == $NMODELS"
+
+# ---- 5. appending a training dataset embeds only the new one -------------------------------------
+section "case 5"
+before=$(count_jobs embed)
+query "$(rank_q '["tr", "tr2"]' '"te"' '"Euclidean NN"')" 90
+R5=$RESP
+after=$(count_jobs embed)
+RESP=$R5
+jcheck "5: TRAINED ON [\"tr\", \"tr2\"] completes" ".status == \"complete\" and (.rows | length) == $NMODELS"
+check_eq "5: only the new dataset is embedded (one embed job per model)" "$NMODELS" "$((after - before))"
+jcheck "5: submitted = new embeds + proxy jobs" ".jobs.submitted == $((2 * NMODELS))"
+
+# ---- 6. a data mutation --------------------------------------------------------------------------
+section "case 6"
+# Every other of the first 600 training rows takes the pixels and label of a row of "tr2".
+BASE_IDX=$(seq -s, 0 2 598); OTHER_IDX=$(seq -s, 0 299)
+query "$(rank_q "(\"tr\" CHANGE [$BASE_IDX] TO \"tr2\" [$OTHER_IDX])" '"te"' '"Euclidean NN"')" 90
+jcheck "6: the mutated ranking completes" ".status == \"complete\" and (.rows | length) == $NMODELS"
+jcheck "6: it re-uses the base's and the target's features (proxy jobs only)" ".jobs.submitted == $NMODELS"
+ref6=$(nn_ref "$TRI" "$TRL" 0 2000 "$TEI" "$TEL" 0 500 --change "$TRI" "$TRL" 2000 "$BASE_IDX" "$OTHER_IDX")
+got6=$(err_of t/raw "Euclidean NN")
+if feq "$ref6" "$got6"; then ok "6: mutated raw 1-NN err equals the brute-force 1-NN on changed data ($ref6)"; else
+  not_ok "6: mutated raw 1-NN err equals the brute-force 1-NN on changed data"; printf '#   expected %s, got %s\n' "$ref6" "$got6"; fi
+if feq "$ref" "$ref6"; then same=1; else same=0; fi
+if feq "$got" "$got6"; then gsame=1; else gsame=0; fi
+check_eq "6: the mutation changes the err exactly when the brute force says so" "$same" "$gsame"
+
+# ---- 7. a label-only change (re-scored from the stored neighbours) ------------------------------
+section "case 7"
+query "$(rank_q "(\"tr\" CHANGE [$BASE_IDX] TO \"lab\" [$OTHER_IDX])" '"te"' '"Euclidean NN"')" 90
+R7=$RESP
+jcheck "7: the label-changed ranking completes" ".status == \"complete\" and (.rows | length) == $NMODELS and .jobs.submitted == $NMODELS"
+ref7=$(nn_ref "$TRI" "$TRL" 0 2000 "$TEI" "$TEL" 0 500 --labels-csv "$SCRATCH/labels.csv" "$BASE_IDX" "$OTHER_IDX")
+got7=$(err_of t/raw "Euclidean NN")
+if feq "$ref7" "$got7"; then ok "7: label-changed raw 1-NN err equals the brute-force 1-NN ($ref7)"; else
+  not_ok "7: label-changed raw 1-NN err equals the brute-force 1-NN"; printf '#   expected %s, got %s\n' "$ref7" "$got7"; fi
+query "SELECT id, result.rescored, result.err FROM jobs WHERE kind = 'proxy' ORDER BY id DESC LIMIT $NMODELS;"
+jcheck "7: its proxy jobs were re-scored from the unchanged query's neighbours" '([.rows[] | .[1] == true] | all) and (.rows | length) > 0'
+errs7=$(printf '%s' "$R7" | jq -c '[.rows[][3]] | sort')
+check_eq "7: the jobs' results are the ranking's errs" "$errs7" "$(jf '[.rows[][2]] | sort')"
+
+# ---- 8. TESTED ON BENCHMARK ----------------------------------------------------------------------
+section "case 8"
+query "$(bench_q err)" 90
+R8=$RESP
+jcheck "8: BENCHMARK: a dataset column" '.columns == ["rank", "name", "proxy", "dataset", "err", "acc"]'
+jcheck "8: one ranking per test dataset" "[.rankings[] | [.dataset, .rows]] == [[\"te\", $NMODELS], [\"te2\", $NMODELS]]"
+jcheck "8: rows name their dataset, each ranking sorted" \
+  '[("te", "te2") as $d | [.rows[] | select(.[3] == $d)] | ([.[][4]] == ([.[][4]] | sort)) and length > 0] | all'
+te_rows=$(jf '[.rows[] | select(.[3] == "te") | [.[1], .[4]]]')
+check_eq "8: the \"te\" ranking is the TASK ranking on \"te\"" \
+  "$(printf '%s' "$R1" | jq -c '[.rows[] | select(.[2] == "Euclidean NN") | [.[1], .[3]]]')" "$te_rows"
+query "$(bench_q 'AVG(err)')" 60
+jcheck "8: ORDER BY AVG(err): one ranking" ".status == \"complete\" and (.rankings | length) == 1 and (.rows | length) == $NMODELS"
+means=$(printf '%s' "$R8" | jq -c '[.rows | group_by(.[1])[] | {key: .[0][1], value: ([.[][4]] | add / length)}] | from_entries')
+jcheck "8: its values are the means of the per-dataset errs" \
+  "($means) as \$m | [.rows[] | (.[4] - \$m[.[1]]) | fabs < 1e-12] | all"
+jcheck "8: sorted by the mean, rank 1..n" '([.rows[][4]] == ([.rows[][4]] | sort)) and [.rows[][0]] == [range(1; (.rows | length) + 1)]'
+jcheck "8: the aggregate's rows name the datasets averaged" '[.rows[][3] == "te, te2"] | all'
+
+# ---- 9. errors -----------------------------------------------------------------------------------
+section "case 9"
+query "$(rank_q '"nope"' '"te"' '"Euclidean NN"')"
+expect "9: an unknown dataset: 404" 404 not_found
+check_contains "9: ... naming it" '"nope"' "$(jf .error.message)"
+query "$(rank_q '"tr"' '"te"' '"bogus"')"
+expect "9: an unknown proxy: 400" 400 semantic_error
+check_contains "9: ... naming it" '"bogus"' "$(jf .error.message)"
+query 'REGISTER MODEL "x/tf" (tf_image_model_url, required_image_size, batch_size) VALUES ("https://tfhub.dev/google/imagenet/resnet_v2_50/feature_vector/4", {height: 224, width: 224}, 512);'
+expect "9: a tfhub model registers" 200
+query "SELECT name FROM image_models WHERE name IN ('t/raw', 'x/tf') ORDER BY err TRAINED ON \"tr\" TESTED ON TASK \"te\" CLASSIFIED BY [\"Euclidean NN\"] WAIT;" 30
+expect "9: a ranking with a model that cannot embed: 200" 200
+jcheck "9: ... the tfhub model is skipped with a notice" \
+  '[.notices[] | test("1 model skipped: runner tfhub")] | any'
+jcheck "9: ... and the others are ranked" '[.rows[][1]] == ["t/raw"] and .status == "complete"'
+query "REGISTER DATASET \"vt\" (format, spec, split) VALUES ('vtab', {vtab_name: 'cifar'}, 'train');"
+expect "9: a vtab dataset registers" 200
+query "$(rank_q '"vt"' '"te"' '"Euclidean NN"')"
+expect "9: ranking on a vtab dataset: 422" 422 validation_error
+check_contains "9: ... saying why" 'format vtab' "$(jf .error.message)"
+query "SELECT name FROM image_models WHERE $MODELS ORDER BY err;"
+expect "9: ORDER BY err without TRAINED ON: 400" 400 semantic_error
+query "SELECT name FROM image_models WHERE $MODELS ORDER BY err TESTED ON \"te\";"
+expect "9: TESTED ON without TRAINED ON: 400" 400 semantic_error
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK 100 WAIT')"
+expect "9: CHUNK: 501" 501 not_implemented
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'BUDGET 1000')"
+expect "9: BUDGET: 501" 501 not_implemented
+
+# ---- 10. a failing job ---------------------------------------------------------------------------
+section "case 10"
+# "bad" was registered from a copy of the training images; cut that copy short now.
+head -c 100000 "$TRI" >"$SCRATCH/bad-images.gz"
+nfeat() { find "$DATA/features" -type f 2>/dev/null | wc -l; }
+before=$(nfeat)
+query "$(rank_q '"bad"' '"te"' '"Euclidean NN"')" 60
+expect "10: a ranking whose data cannot be read: 200" 200
+jcheck "10: status partial, nothing remaining" '.status == "partial" and .remaining_jobs == 0 and .jobs.failed > 0'
+jcheck "10: a failure per model, naming the model and the error" \
+  "([.failures[].model] | sort) == [\"t/hog\", \"t/pca-8\", \"t/raw\", \"t/rp-16\"] and ([.failures[].error | test(\"bad-images.gz: truncated\")] | all)"
+jcheck "10: the failures are notices too" '[.notices[] | test("model t/raw, proxy Euclidean NN failed: .*truncated")] | any'
+check_eq "10: no feature file (nor temporary file) is written for it" "$before" "$(nfeat)"
+
+# ---- 11. NDJSON progress -------------------------------------------------------------------------
+section "case 11"
+jq -n --arg q "$(rank_q '"tr"[0:1000]' '"te2"' '"Euclidean NN"')" '{query: $q, stream: true}' >"$SCRATCH/body.json"
+curl -sN --max-time 90 "${JSON[@]}" --data-binary "@$SCRATCH/body.json" "$BASE/v1/query" >"$SCRATCH/stream" 2>/dev/null
+RESP=$(jq -sc . "$SCRATCH/stream" 2>/dev/null)
+jcheck "11: the stream is progress lines, a result line, an end line" \
+  '([.[].type] | join(" ") | test("^(progress )+result end$"))'
+jcheck "11: progress counts the submitted jobs, jobs_done increases to them" \
+  '[.[] | select(.type == "progress")] as $p | ($p[0].jobs_total == ([.[] | select(.type == "result") | .result.jobs.submitted][0])) and ([$p[].jobs_total] | unique | length) == 1 and ([$p[].jobs_done] == ([$p[].jobs_done] | sort)) and $p[-1].jobs_done == $p[-1].jobs_total'
+jcheck "11: fraction in [0, 1], ending at 1" \
+  '[.[] | select(.type == "progress") | .fraction] as $f | ([$f[] | . >= 0 and . <= 1] | all) and $f[-1] == 1'
+jcheck "11: the result line holds the complete ranking" \
+  "[.[] | select(.type == \"result\") | .result | .status == \"complete\" and (.rows | length) == $NMODELS] == [true]"
+
+# ---- 12. SHOW JOBS, CANCEL JOB -------------------------------------------------------------------
+section "case 12"
+query "SELECT id FROM jobs;"; njobs=$(jf .row_count)
+query "SHOW JOBS;"
+expect "12: SHOW JOBS: 200" 200
+jcheck "12: it lists every job with its kind and status" \
+  "(.row_count == $njobs) and (.columns[0:3] == [\"id\", \"kind\", \"status\"]) and ([.rows[][1]] | unique) == [\"embed\", \"proxy\"]"
+QBIG=$(rank_q '"big"' '"te"' '"Euclidean NN"' '')
+query "$QBIG" 10
+jcheck "12: a big ranking without WAIT leaves jobs queued" '.status == "running" and .remaining_jobs > 0'
+query "SELECT id FROM jobs WHERE kind = 'proxy' AND status = 'queued' ORDER BY id DESC LIMIT 1;"
+victim=$(jf '.rows[0][0] // empty')
+query "CANCEL JOB ${victim:-0};"
+expect "12: CANCEL JOB of a queued job: 200" 200
+jcheck "12: ... it is cancelled" '.cancelled == true'
+query "SELECT status FROM jobs WHERE id = ${victim:-0};"
+check_eq "12: ... its status says so" cancelled "$(jf '.rows[0][0]')"
+query "${QBIG%;} WAIT;" 90
+jcheck "12: the query with WAIT re-submits it and completes" \
+  ".status == \"complete\" and .jobs.submitted >= 1 and (.rows | length) == $NMODELS and .rankings[0].pending == 0"
+query "SELECT status FROM jobs WHERE id = ${victim:-0};"
+check_eq "12: the cancelled job ran again (same row)" done "$(jf '.rows[0][0]')"
+
+# ---- 13. kill -9 of the worker while a job runs --------------------------------------------------
+section "case 13"
+# "k1" and "k2" are the same rows under two names (so two sets of jobs): "k1" undisturbed,
+# "k2" with the worker killed while one of its jobs runs.
+query "$(rank_q '"k1"' '"te"' '"Euclidean NN"')" 90
+R13=$RESP
+jcheck "13: the undisturbed run completes" ".status == \"complete\" and (.rows | length) == $NMODELS"
+jq -n --arg q "$(rank_q '"k2"' '"te"' '"Euclidean NN"')" '{query: $q}' >"$SCRATCH/body13.json"
+curl -s --max-time 60 "${JSON[@]}" --data-binary "@$SCRATCH/body13.json" "$BASE/v1/query" \
+  >"$SCRATCH/resp13" 2>/dev/null &
+CURL13=$!; BG+=("$CURL13")
+running=
+for _ in $(seq 1 100); do
+  query "SELECT id FROM jobs WHERE status = 'running' ORDER BY id LIMIT 1;" 5
+  running=$(jf '.rows[0][0] // empty')
+  [ -n "$running" ] && break
+  sleep 0.1
+done
+old=$(worker_pid)
+if [ -n "$running" ] && [ -n "$old" ]; then
+  kill -KILL "$old"
+  ok "13: worker $old killed with -9 while job $running runs"
+else
+  not_ok "13: worker killed with -9 while a job runs"; echo "#   running job: '$running', worker: '$old'"
+fi
+new=
+for _ in $(seq 1 150); do
+  new=$(worker_pid); [ -n "$new" ] && [ "$new" != "$old" ] && break; new=; sleep 0.1
+done
+WPID=$new
+check "13: rankqld restarts the worker" test -n "$new"
+check_contains "13: rankqld logs the kill" "killed by signal 9" "$(cat "$SCRATCH/srv.err")"
+t0=$(date +%s)
+wait "$CURL13"
+RESP=$(cat "$SCRATCH/resp13" 2>/dev/null)
+jcheck "13: the WAIT query completes" ".status == \"complete\" and .remaining_jobs == 0 and (.rows | length) == $NMODELS"
+echo "# kill -9 case: WAIT returned $(( $(date +%s) - t0 )) s after the restart"
+check_eq "13: ... with the undisturbed run's rows" "$(printf '%s' "$R13" | jq -c .rows)" "$(jf .rows)"
+query "SELECT status, attempts FROM jobs WHERE id = ${running:-0};"
+check_eq "13: the killed job ran again after its lease expired" '["done",2]' "$(jf '.rows[0]')"
+
+# ---- shutdown ------------------------------------------------------------------------------------
+section shutdown
+if stop_rankqld "$SRV"; then ok "rankqld stops cleanly"; else not_ok "rankqld stops cleanly"; fi
+SRV=
+check "the worker stopped with rankqld" bash -c "! kill -0 ${WPID:-0} 2>/dev/null"
+section end
+finish
