@@ -251,6 +251,14 @@ static bool dataset_from_row(const PGresult *res, int r, const ast_dataset_ref *
             int64_t b = ref->has_slice_stop && ref->slice_stop < size ? ref->slice_stop : size;
             size = b > a ? b - a : 0;
         }
+        /* An empty slice would only submit jobs that fail ("no rows", a PCA that cannot be
+         * fitted): say so before any job runs. */
+        if (size == 0 || (stop >= 0 && stop <= start)) {
+            json_decref(spec);
+            return exec_failb(err, 400, "semantic_error", pos,
+                              "slice of \"%s\" holds no examples: give a slice [a:b] with a < b",
+                              name);
+        }
     }
     out->labels_only = json_is_true(json_object_get(spec, "labels_only"));
     out->size = size;
@@ -435,6 +443,16 @@ static bool resolve_changes(exec_ctx *ctx, const ast_dataset_ref *ref, part *p, 
             return exec_failb(err, 400, "semantic_error", c->target->h.pos,
                               "a CHANGE target must be one dataset");
         }
+        /* The target's indices too, against its size: an index past it would only fail
+         * the proxy jobs once they run. */
+        for (size_t k = 0; target.items[0].size >= 0 && k < other->n; k++)
+            if (other->v[k] >= target.items[0].size) {
+                int64_t size = target.items[0].size;
+                dataset_list_free(&target);
+                return exec_failb(err, 400, "semantic_error", other->pos,
+                                  "CHANGE target index %lld is past the %lld examples of \"%s\"",
+                                  (long long)other->v[k], (long long)size, c->target->name.text);
+            }
         p->changes = xrealloc(p->changes, (p->nchanges + 1) * sizeof *p->changes);
         p->changes[p->nchanges++] = (change_use){target.items[0], index_array(&c->base_indices),
                                                  index_array(other)};
@@ -796,16 +814,20 @@ static long submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err)
             job_ref *j = &s->items[i];
             if (strcmp(j->kind, kind) != 0 || j->cached)
                 continue;
-            int64_t deps[64];
+            /* Every dependency, however many parts the query names: a proxy job that
+             * missed one could be claimed before that embedding exists. */
+            int64_t *deps = xcalloc(j->ndeps + 1, sizeof *deps);
             size_t nd = 0;
-            for (size_t k = 0; k < j->ndeps && nd < 64; k++)
+            for (size_t k = 0; k < j->ndeps; k++)
                 if (!s->items[j->deps[k]].cached)
                     deps[nd++] = s->items[j->deps[k]].id;
             char status[QUEUE_KIND_MAX];
             char *qerr = NULL;
-            if (queue_submit(ctx->conn, kind, j->payload, deps, nd,
-                             pass == 0 ? EMBED_PRIORITY : PROXY_PRIORITY, &j->id, status,
-                             &qerr) != 0) {
+            int rc = queue_submit(ctx->conn, kind, j->payload, deps, nd,
+                                  pass == 0 ? EMBED_PRIORITY : PROXY_PRIORITY, &j->id, status,
+                                  &qerr);
+            free(deps);
+            if (rc != 0) {
                 exec_fail(err, 503, "database_error", no_pos, "cannot submit a job: %s",
                           qerr ? qerr : "unknown error");
                 free(qerr);
@@ -1251,18 +1273,19 @@ static void assemble(const task *t, const cell_value *values, json_t *result)
 {
     json_t *rows = json_array(), *rankings = json_array(), *failures = json_array();
     ranked *items = xcalloc(t->models.n + 1, sizeof *items);
+    /* One value per test group at most (any number of BENCHMARK datasets). */
+    double *vals = xcalloc(t->ngroups + 1, sizeof *vals);
     bool aggregate_groups = t->sort.has_aggregate;
     for (size_t p = 0; p < t->nproxies; p++) {
         for (size_t g = 0; g < (aggregate_groups ? 1 : t->ngroups); g++) {
             size_t n = 0, pending = 0;
             for (size_t m = 0; m < t->models.n; m++) {
-                double vals[256];
                 size_t nv = 0, want = aggregate_groups ? t->ngroups : 1;
                 for (size_t c = 0; c < t->ncells; c++) {
                     const cell_ref *cr = &t->cells[c];
                     if (cr->model != m || cr->proxy != p || (!aggregate_groups && cr->group != g))
                         continue;
-                    if (values[c].known && nv < 256)
+                    if (values[c].known && nv < t->ngroups)
                         vals[nv++] = values[c].err;
                 }
                 if (nv == want && nv > 0)
@@ -1287,6 +1310,7 @@ static void assemble(const task *t, const cell_value *values, json_t *result)
                                     t->models.items[t->cells[c].model].name, "proxy",
                                     t->proxies[t->cells[c].proxy].label, "error", values[c].error));
     free(items);
+    free(vals);
     result_set(result, result_columns(t), rows);
     json_object_set_new(result, "rankings", rankings);
     if (json_array_size(failures)) {
