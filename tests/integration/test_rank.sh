@@ -13,6 +13,8 @@
 #
 # Every rankqld and postgres started here is stopped by the EXIT trap; every request and wait
 # is bounded, so a hang fails a check instead of the whole run.
+# jq programs are single-quoted: their $names are jq's.
+# shellcheck disable=SC2016
 set -u
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
@@ -47,6 +49,7 @@ BG=()                       # background curls
 export PGCONNECT_TIMEOUT=5
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# shellcheck disable=SC2317  # run by the EXIT trap
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 # shellcheck disable=SC2317  # run by the EXIT trap
@@ -90,8 +93,6 @@ jcheck() {
   if [ "$(jf "$2")" = true ]; then ok "$1"; else
     not_ok "$1"; printf '#   failed: %s\n#   on: %s\n' "$2" "${RESP:0:600}"; fi
 }
-# rows_of PROXY: the rows of one ranking (compact JSON array).
-rows_of() { jf "[.rows[] | select(.[2] == \"$1\")]"; }
 # err_of MODEL PROXY: that model's err in the last response.
 err_of() { jf "[.rows[] | select(.[1] == \"$1\" and .[2] == \"$2\") | .[3]][0]"; }
 # feq A B: two decimals equal to 1e-9.
@@ -100,7 +101,7 @@ feq() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(a != "" && b != "" &&
 nn_ref() { timeout 60 "$NN" "$@" | awk '{ printf "%.10f\n", $1 / $2 }'; }
 # count_jobs KIND: how many jobs of that kind exist (a catalog query on jobs).
 count_jobs() { query "SELECT id FROM jobs WHERE kind = '$1';"; jf .row_count; }
-# sel WHERE-ORDER-TAIL: a ranking of the test models.
+# The test's models, and how many there are.
 MODELS="name LIKE 't/%'"
 NMODELS=4
 
@@ -358,14 +359,14 @@ query "CANCEL JOB ${victim:-0};"
 expect "12: CANCEL JOB of a queued job: 200" 200
 jcheck "12: ... it is cancelled" '.cancelled == true'
 query "SELECT status FROM jobs WHERE id = ${victim:-0};"
-check_eq "12: ... its status says so" cancelled "$(jf '.rows[0][0]')"
+check_eq "12: ... its status says so" "cancelled" "$(jf '.rows[0][0]')"
 query "CANCEL JOB ${victim:-0};"
 jcheck "12: cancelling it again cancels nothing" '.cancelled == false'
 query "${QBIG%;} WAIT;" 90
 jcheck "12: the query with WAIT re-submits it and completes" \
   ".status == \"complete\" and .jobs.submitted >= 1 and (.rows | length) == $NMODELS and .rankings[0].pending == 0"
 query "SELECT status FROM jobs WHERE id = ${victim:-0};"
-check_eq "12: the cancelled job ran again (same row)" done "$(jf '.rows[0][0]')"
+check_eq "12: the cancelled job ran again (same row)" "done" "$(jf '.rows[0][0]')"
 
 # ---- 13. kill -9 of the worker while a job runs --------------------------------------------------
 section "case 13"
