@@ -30,7 +30,7 @@ json_t *exec_cancel(exec_ctx *ctx, const ast_cancel *c, exec_error *err)
     json_object_set_new(result, "job", json_integer(id->ival));
     json_object_set_new(result, "cancelled", json_boolean(rc == 1));
     if (rc == 0)
-        result_notice(result, "job %lld had already finished: nothing to cancel",
+        result_notice(result, "job %lld is already done, failed or cancelled: nothing to cancel",
                       (long long)id->ival);
     return result;
 }
