@@ -110,7 +110,7 @@ int main(int argc, char **argv)
     if (train.dim != test.dim)
         die("dimension mismatch", argv[5]);
     for (int a = 9; a < argc;) {
-        size_t *base, *other, nb, no;
+        size_t *base = NULL, *other = NULL, nb, no;
         if (strcmp(argv[a], "--change") == 0 && a + 5 < argc) {
             char *sl[4] = {argv[a + 1], argv[a + 2], argv[a + 3], NULL};
             nb = parse_list(argv[a + 4], &base);
