@@ -6,6 +6,15 @@
 #
 #   bench/run-bench.sh [NAME…]     only the named benchmarks (e.g. bench_parse, bench_http)
 #
+# The benchmarks (docs/benchmarks.md has what each measures and recent numbers):
+#   bench_parse     parser throughput vs lexing and reading the SHiFT example queries
+#   bench_proxy_nn  exact 1-NN vs the machine's SGEMM rate (and faiss when installed)
+#   bench_rank      proxy rankings of the demo zoo on Fashion-MNIST vs a ground truth of
+#                   linear classifiers trained on the full train set: rank correlation,
+#                   regret, and cost as a ratio of the ground truth's (a few minutes on 2
+#                   cores; RANKQL_BENCH_QUICK=1 uses 20000 train rows for the ground truth)
+#   bench_http      HTTP catalog queries vs the same SQL over libpq (starts rankqld)
+#
 # Exits non-zero when a benchmark fails or none was found.
 set -u
 cd "$(dirname "$0")/.."
