@@ -11,12 +11,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/select.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "common/hash.h"
 #include "common/util.h"
 #include "executor/internal.h"
 #include "executor/workers/embed/embed.h"
+#include "executor/workers/featstore.h"
 #include "executor/workers/proxy_job.h"
 #include "queue/queue.h"
 
@@ -789,6 +791,51 @@ static bool mark_cached(exec_ctx *ctx, job_set *s, const char *kind, const char 
     return true;
 }
 
+/* A feature_cache row whose file is gone or has the wrong size (deleted by hand, a data
+ * directory restored without its features/, a torn copy) would fail every proxy job that
+ * reads it: forget the row, so the embedding is computed again. rankqld and its workers
+ * share the data directory (docs/jobs.md), so what this process sees is what workers see. */
+static bool forget_missing_features(exec_ctx *ctx, job_set *s, exec_error *err)
+{
+    if (!ctx->data_dir)
+        return true;
+    json_t *hashes = json_array();
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].kind, "embed") == 0 && s->items[i].cached)
+            json_array_append_new(hashes, json_string(s->items[i].hash));
+    char *text = json_dumps(hashes, JSON_COMPACT);
+    json_decref(hashes);
+    const char *params[] = {text};
+    PGresult *res = exec_sql(ctx,
+                             "SELECT hash, bytes FROM feature_cache WHERE hash = ANY "
+                             "(SELECT jsonb_array_elements_text($1::jsonb))",
+                             1, params, err);
+    free(text);
+    if (!res)
+        return false;
+    bool ok = true;
+    for (int r = 0; ok && r < PQntuples(res); r++) {
+        const char *hash = PQgetvalue(res, r, 0);
+        char *rel = featstore_relpath(hash);
+        char *path = xasprintf("%s/%s", ctx->data_dir, rel);
+        struct stat st;
+        bool sound = stat(path, &st) == 0 &&
+                     (PQgetisnull(res, r, 1) ||
+                      (long long)st.st_size == strtoll(PQgetvalue(res, r, 1), NULL, 10));
+        free(rel);
+        free(path);
+        if (sound)
+            continue;
+        const char *p1[] = {hash};
+        ok = exec_cmd(ctx, "DELETE FROM feature_cache WHERE hash = $1", 1, p1, err) >= 0;
+        for (size_t i = 0; ok && i < s->n; i++)
+            if (strcmp(s->items[i].hash, hash) == 0)
+                s->items[i].cached = false;
+    }
+    PQclear(res);
+    return ok;
+}
+
 /* A job row marked done whose result row is gone (PURGE) would never run again: put it
  * back in the queue. */
 static bool requeue_if_stale(exec_ctx *ctx, int64_t id, exec_error *err)
@@ -1342,6 +1389,7 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
         goto fail;
     build_jobs(&t);
     if (!mark_cached(ctx, &t.jobs, "embed", "feature_cache", err) ||
+        !forget_missing_features(ctx, &t.jobs, err) ||
         !mark_cached(ctx, &t.jobs, "proxy", "proxy_results", err))
         goto fail;
     /* Embeddings are only needed for proxy results that are not known. */

@@ -208,6 +208,13 @@ out=$(timeout 30 "$SHELL_BIN" -H "127.0.0.1:$PORT" --format csv -c "$(rank_q '"t
 check_eq "3: the rankql shell prints the cached ranking" "rank,name,proxy,err,acc $((NMODELS + 1))" \
   "$(printf '%s\n' "$out" | head -1) $(printf '%s\n' "$out" | grep -c .)"
 
+# Feature files that vanished (deleted by hand, a data directory restored without them) are
+# noticed before submitting: their rows are forgotten and the embeddings computed again.
+find "$DATA/features" -name '*.rqf' -delete
+query "$(rank_q '"tr"' '"te"' '"hscore"')" 90
+jcheck "3: lost feature files are embedded again instead of failing the proxies" \
+  ".status == \"complete\" and .jobs.submitted == $((NMODELS + 8)) and (.rows | length) == $NMODELS"
+
 # ---- 4. without WAIT ----------------------------------------------------------------------------
 section "case 4"
 Q4=$(rank_q '"tr"[0:1500]' '"te"[0:400]' '"Euclidean NN"' '')
