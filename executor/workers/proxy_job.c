@@ -27,6 +27,7 @@
 #include "executor/workers/featstore.h"
 #include "executor/workers/jobs.h"
 #include "executor/workers/proxies/proxy.h"
+#include "executor/workers/proxies/proxy_cuda.h"
 #include "queue/queue.h"
 
 /* ---- proxy names and parameters ------------------------------------------------------- */
@@ -631,6 +632,49 @@ static json_t *nbr_json(const proxy_nn_result *r)
     return rows;
 }
 
+/* ---- device choice ----------------------------------------------------------------- */
+
+/* The GPU when this build has CUDA, a GPU answers and RANKQL_DEVICE is not "cpu"; the CPU
+ * twin otherwise, and also when the GPU call fails for want of a GPU or by a CUDA error
+ * (the CPU result is the same within proxy_cuda.h's tolerance). *device says which ran. */
+static bool gpu_wanted(void)
+{
+    const char *d = getenv("RANKQL_DEVICE");
+    return !(d && strcmp(d, "cpu") == 0) && proxy_cuda_available();
+}
+
+static int nn_on_device(const proxy_data *train, const proxy_data *test,
+                        const proxy_nn_opts *opts, proxy_nn_result *r, char *msg, size_t size,
+                        const char **device)
+{
+    if (gpu_wanted() && opts->k <= PROXY_CUDA_MAX_K) {
+        int rc = proxy_nn_cuda(train, test, opts, r, msg, size);
+        if (rc != PROXY_ENOGPU && rc != PROXY_EGPU) {
+            *device = "cuda";
+            return rc;
+        }
+        proxy_nn_result_free(r);
+    }
+    *device = "cpu";
+    return proxy_nn(train, test, opts, r, msg, size);
+}
+
+static int linear_on_device(const proxy_data *train, const proxy_data *test,
+                            const proxy_linear_opts *opts, proxy_linear_result *r, char *msg,
+                            size_t size, const char **device)
+{
+    if (gpu_wanted()) {
+        int rc = proxy_linear_cuda(train, test, opts, r, msg, size);
+        if (rc != PROXY_ENOGPU && rc != PROXY_EGPU) {
+            *device = "cuda";
+            return rc;
+        }
+        proxy_linear_result_free(r);
+    }
+    *device = "cpu";
+    return proxy_linear(train, test, opts, r, msg, size);
+}
+
 static int run_proxy(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
                      bool *permanent)
 {
@@ -712,6 +756,7 @@ static int run_proxy(job_ctx *ctx, const json_t *payload, json_t **result, char 
     char msg[512] = "";
     int prc = PROXY_OK;
     double errv = NAN;
+    const char *device = "cpu";
     long long raw_error = -1;
     bool rescored = false;
 
@@ -742,7 +787,7 @@ static int run_proxy(job_ctx *ctx, const json_t *payload, json_t **result, char 
                                                                            : PROXY_EUCLIDEAN,
                                   .k = k};
             proxy_nn_result r = {0};
-            prc = proxy_nn(&dtrain, &dtest, &opts, &r, msg, sizeof msg);
+            prc = nn_on_device(&dtrain, &dtest, &opts, &r, msg, sizeof msg, &device);
             if (prc == PROXY_OK) {
                 errv = r.err;
                 raw_error = (long long)r.wrong;
@@ -758,7 +803,7 @@ static int run_proxy(job_ctx *ctx, const json_t *payload, json_t **result, char 
             .no_standardize = json_is_false(json_object_get(cp, "standardize")),
         };
         proxy_linear_result r = {0};
-        prc = proxy_linear(&dtrain, &dtest, &opts, &r, msg, sizeof msg);
+        prc = linear_on_device(&dtrain, &dtest, &opts, &r, msg, sizeof msg, &device);
         if (prc == PROXY_OK) {
             errv = r.err;
             raw_error = (long long)r.wrong;
@@ -798,6 +843,7 @@ static int run_proxy(job_ctx *ctx, const json_t *payload, json_t **result, char 
     json_object_set_new(res, "test_size", json_integer((json_int_t)test.n));
     json_object_set_new(res, "train_size", json_integer((json_int_t)train.n));
     json_object_set_new(res, "seconds", json_real(now_seconds() - t0));
+    json_object_set_new(res, "device", json_string(device));
     json_object_set(res, "proxy", canon);
     if (details) {
         json_object_set_new(res, "details", details);

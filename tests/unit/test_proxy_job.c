@@ -25,6 +25,7 @@
 #include "db/pgembed.h"
 #include "executor/workers/featstore.h"
 #include "executor/workers/jobs.h"
+#include "executor/workers/proxies/proxy_cuda.h"
 #include "executor/workers/proxy_job.h"
 #include "queue/queue.h"
 #include "tests/unit/proxy_test.h"
@@ -275,6 +276,9 @@ static void test_nn_euclidean(void **state)
     assert_int_equal(json_integer_value(json_object_get(res, "raw_error")), (json_int_t)wrong);
     assert_int_equal(json_integer_value(json_object_get(res, "test_size")), 80);
     assert_int_equal(json_integer_value(json_object_get(res, "train_size")), 300);
+    /* Which device ran it: the GPU only in a CUDA build with a GPU. */
+    assert_string_equal(json_string_value(json_object_get(res, "device")),
+                        proxy_cuda_available() ? "cuda" : "cpu");
     assert_true(json_number_value(json_object_get(res, "seconds")) >= 0);
     assert_null(json_object_get(res, "rescored"));
     char *proxy = json_canonical(json_object_get(res, "proxy"));
