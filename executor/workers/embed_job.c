@@ -19,21 +19,6 @@
 
 #define DEFAULT_BATCH 1024
 
-static int fail(char **err, bool *permanent, bool perm, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char **err, bool *permanent, bool perm, const char *fmt, ...)
-{
-    strbuf sb = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    strbuf_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    *err = strbuf_detach(&sb);
-    if (permanent)
-        *permanent = perm;
-    return -1;
-}
-
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -68,7 +53,7 @@ static int parse_ds_ref(const json_t *o, const char *field, ds_ref *r, char **er
 {
     memset(r, 0, sizeof *r);
     if (!json_is_object(o))
-        return fail(err, NULL, true, "bad embed payload: \"%s\" must be an object", field);
+        return job_fail(err, NULL, true, "bad embed payload: \"%s\" must be an object", field);
     const json_t *v = json_object_get(o, "name");
     if (json_is_string(v)) {
         r->name = json_string_value(v);
@@ -82,24 +67,24 @@ static int parse_ds_ref(const json_t *o, const char *field, ds_ref *r, char **er
     }
     v = json_object_get(o, "format");
     if (!json_is_string(v))
-        return fail(err, NULL, true, "bad embed payload: \"%s.format\" must be a string", field);
+        return job_fail(err, NULL, true, "bad embed payload: \"%s.format\" must be a string", field);
     if (dataset_format_parse(json_string_value(v), &r->format) != 0)
-        return fail(err, NULL, true, "bad embed payload: \"%s.format\": unknown format '%s'",
+        return job_fail(err, NULL, true, "bad embed payload: \"%s.format\": unknown format '%s'",
                     field, json_string_value(v));
     v = json_object_get(o, "location");
     if (!json_is_string(v) || !*json_string_value(v))
-        return fail(err, NULL, true, "bad embed payload: \"%s.location\" must be a non-empty "
+        return job_fail(err, NULL, true, "bad embed payload: \"%s.location\" must be a non-empty "
                     "string", field);
     r->location = json_string_value(v);
     v = json_object_get(o, "spec");
     if (v && !json_is_null(v) && !json_is_object(v))
-        return fail(err, NULL, true, "bad embed payload: \"%s.spec\" must be an object", field);
+        return job_fail(err, NULL, true, "bad embed payload: \"%s.spec\" must be an object", field);
     r->spec = json_is_object(v) ? v : NULL;
     v = json_object_get(o, "start");
     r->start = 0;
     if (v && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < 0)
-            return fail(err, NULL, true, "bad embed payload: \"%s.start\" must be an integer "
+            return job_fail(err, NULL, true, "bad embed payload: \"%s.start\" must be an integer "
                         "≥ 0", field);
         r->start = (int64_t)json_integer_value(v);
     }
@@ -107,7 +92,7 @@ static int parse_ds_ref(const json_t *o, const char *field, ds_ref *r, char **er
     r->stop = DATASET_END;
     if (v && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) < r->start)
-            return fail(err, NULL, true, "bad embed payload: \"%s.stop\" must be null or an "
+            return job_fail(err, NULL, true, "bad embed payload: \"%s.stop\" must be null or an "
                         "integer ≥ start", field);
         r->stop = (int64_t)json_integer_value(v);
     }
@@ -120,14 +105,14 @@ static int load_ref(const ds_ref *r, const char *field, dataset **out, char **er
     dataset_spec spec;
     char *e = NULL;
     if (dataset_spec_from_json(r->format, r->location, r->spec, &spec, &e) != 0) {
-        fail(err, NULL, true, "bad embed payload: \"%s.spec\": %s", field, e);
+        job_fail(err, NULL, true, "bad embed payload: \"%s.spec\": %s", field, e);
         free(e);
         return -1;
     }
     spec.start = r->start;
     spec.stop = r->stop;
     if (dataset_load(&spec, out, &e) != 0) {
-        fail(err, NULL, true, "cannot load dataset %s: %s", r->name, e);
+        job_fail(err, NULL, true, "cannot load dataset %s: %s", r->name, e);
         free(e);
         return -1;
     }
@@ -144,14 +129,14 @@ static int run_builtin(job_ctx *ctx, const char *model_name, const embed_spec *s
     embed_input in;
     if (embed_input_of(ds, 0, ds->n, &in, &e) != 0 ||
         embed_check(spec, embed_shape_of(ds), &e) != 0) {
-        fail(err, permanent, true, "model %s cannot embed dataset %s: %s", model_name,
+        job_fail(err, permanent, true, "model %s cannot embed dataset %s: %s", model_name,
              dref->name, e);
         free(e);
         return -1;
     }
     embedder *emb = embedder_new(spec, in.shape, &e);
     if (!emb) {
-        fail(err, permanent, true, "model %s cannot embed dataset %s: %s", model_name,
+        job_fail(err, permanent, true, "model %s cannot embed dataset %s: %s", model_name,
              dref->name, e);
         free(e);
         return -1;
@@ -159,7 +144,7 @@ static int run_builtin(job_ctx *ctx, const char *model_name, const embed_spec *s
     if (embed_needs_fit(spec)) {
         if (!fit_obj || json_is_null(fit_obj)) {
             embedder_free(emb);
-            return fail(err, permanent, true, "bad embed payload: model %s must be fitted: "
+            return job_fail(err, permanent, true, "bad embed payload: model %s must be fitted: "
                         "\"fit\" (the training dataset) is required", model_name);
         }
         ds_ref fref;
@@ -177,7 +162,7 @@ static int run_builtin(job_ctx *ctx, const char *model_name, const embed_spec *s
             rc = embedder_fit(emb, &tr, &e);
         dataset_free(fds);
         if (rc != 0) {
-            fail(err, permanent, true, "model %s cannot be fitted on dataset %s: %s",
+            job_fail(err, permanent, true, "model %s cannot be fitted on dataset %s: %s",
                  model_name, fref.name, e);
             free(e);
             embedder_free(emb);
@@ -187,7 +172,7 @@ static int run_builtin(job_ctx *ctx, const char *model_name, const embed_spec *s
     size_t d = embedder_dim(emb);
     if (d && ds->n > SIZE_MAX / sizeof(float) / d) {
         embedder_free(emb);
-        return fail(err, permanent, true, "%zu × %zu features are too many", ds->n, d);
+        return job_fail(err, permanent, true, "%zu × %zu features are too many", ds->n, d);
     }
     float *x = xmalloc(ds->n * d * sizeof(float) + 1);
     size_t nbatch = (ds->n + batch - 1) / batch;
@@ -195,13 +180,13 @@ static int run_builtin(job_ctx *ctx, const char *model_name, const embed_spec *s
         if (stopped(ctx)) {
             free(x);
             embedder_free(emb);
-            return fail(err, permanent, false, "embed job stopped (cancelled or lease lost)");
+            return job_fail(err, permanent, false, "embed job stopped (cancelled or lease lost)");
         }
         size_t start = b * batch, count = ds->n - start < batch ? ds->n - start : batch;
         embed_input part;
         if (embed_input_of(ds, start, count, &part, &e) != 0 ||
             embedder_apply(emb, &part, x + start * d, &e) != 0) {
-            fail(err, permanent, true, "model %s cannot embed dataset %s: %s", model_name,
+            job_fail(err, permanent, true, "model %s cannot embed dataset %s: %s", model_name,
                  dref->name, e);
             free(e);
             free(x);
@@ -227,22 +212,22 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
     *result = NULL;
     double t0 = now_seconds();
     if (!json_is_object(payload))
-        return fail(err, permanent, true, "bad embed payload: not an object");
+        return job_fail(err, permanent, true, "bad embed payload: not an object");
     const json_t *model = json_object_get(payload, "model");
     if (!json_is_object(model))
-        return fail(err, permanent, true, "bad embed payload: \"model\" must be an object");
+        return job_fail(err, permanent, true, "bad embed payload: \"model\" must be an object");
     const json_t *v = json_object_get(model, "runner");
     if (!json_is_string(v))
-        return fail(err, permanent, true, "bad embed payload: \"model.runner\" must be a "
+        return job_fail(err, permanent, true, "bad embed payload: \"model.runner\" must be a "
                     "string");
     const char *runner = json_string_value(v);
     v = json_object_get(model, "name");
     if (v && !json_is_string(v))
-        return fail(err, permanent, true, "bad embed payload: \"model.name\" must be a string");
+        return job_fail(err, permanent, true, "bad embed payload: \"model.name\" must be a string");
     const char *model_name = v ? json_string_value(v) : runner;
     const json_t *mspec = json_object_get(model, "spec");
     if (mspec && !json_is_null(mspec) && !json_is_object(mspec))
-        return fail(err, permanent, true, "bad embed payload: \"model.spec\" must be an "
+        return job_fail(err, permanent, true, "bad embed payload: \"model.spec\" must be an "
                     "object");
     json_t *empty = json_object();
     if (!json_is_object(mspec))
@@ -252,7 +237,7 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
     if (v && !json_is_null(v)) {
         if (!json_is_integer(v) || json_integer_value(v) <= 0) {
             json_decref(empty);
-            return fail(err, permanent, true, "bad embed payload: \"model.batch_size\" must be "
+            return job_fail(err, permanent, true, "bad embed payload: \"model.batch_size\" must be "
                         "a positive integer");
         }
         batch = (size_t)json_integer_value(v);
@@ -260,7 +245,7 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
     const json_t *fit_obj = json_object_get(payload, "fit");
     if (fit_obj && !json_is_null(fit_obj) && !json_is_object(fit_obj)) {
         json_decref(empty);
-        return fail(err, permanent, true, "bad embed payload: \"fit\" must be null or a "
+        return job_fail(err, permanent, true, "bad embed payload: \"fit\" must be null or a "
                     "dataset object");
     }
 
@@ -278,7 +263,7 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
             rc = embed_spec_from_json(mspec, &espec, &e);
         }
         if (rc != 0) {
-            fail(err, permanent, true, "bad embed payload: \"model.spec\" of %s: %s",
+            job_fail(err, permanent, true, "bad embed payload: \"model.spec\" of %s: %s",
                  model_name, e);
             free(e);
             json_decref(empty);
@@ -287,9 +272,9 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
     } else if (!exec && !onnx) {
         json_decref(empty);
         if (strcmp(runner, "replay") == 0)
-            return fail(err, permanent, true, "runner replay cannot embed: model %s answers "
+            return job_fail(err, permanent, true, "runner replay cannot embed: model %s answers "
                         "from recorded runs, not from features", model_name);
-        return fail(err, permanent, true, "runner %s cannot embed: model %s has no runner "
+        return job_fail(err, permanent, true, "runner %s cannot embed: model %s has no runner "
                     "rankql executes (use builtin, onnx or exec; see docs/runners.md)", runner,
                     model_name);
     }
@@ -316,12 +301,12 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
     }
     json_decref(empty);
     if (rc == 0 && stopped(ctx)) {
-        rc = fail(err, permanent, false, "embed job stopped (cancelled or lease lost)");
+        rc = job_fail(err, permanent, false, "embed job stopped (cancelled or lease lost)");
     }
     if (rc == 0 && dim == 0)
-        rc = fail(err, permanent, true, "model %s gave 0-dimensional features", model_name);
+        rc = job_fail(err, permanent, true, "model %s gave 0-dimensional features", model_name);
     if (rc == 0 && dim > UINT32_MAX)
-        rc = fail(err, permanent, true, "model %s gave %zu-dimensional features (too many)",
+        rc = job_fail(err, permanent, true, "model %s gave %zu-dimensional features (too many)",
                   model_name, dim);
     if (rc != 0) {
         free(x);
@@ -337,7 +322,7 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
     free(x);
     dataset_free(ds);
     if (rc != 0) {
-        fail(err, permanent, false, "cannot write the features: %s", e);
+        job_fail(err, permanent, false, "cannot write the features: %s", e);
         free(e);
         return -1;
     }
@@ -362,13 +347,13 @@ static int store_embed(PGconn *conn, const job_ctx *ctx, const json_t *payload,
     const json_t *dsobj = json_object_get(payload, "dataset");
     const json_t *mid = json_object_get(model, "id"), *did = json_object_get(dsobj, "id");
     if (!json_is_integer(mid) || !json_is_integer(did))
-        return fail(err, NULL, true, "bad embed payload: \"model.id\" and \"dataset.id\" must "
+        return job_fail(err, NULL, true, "bad embed payload: \"model.id\" and \"dataset.id\" must "
                     "be integers");
     const json_t *path = json_object_get(result, "path");
     const json_t *rows = json_object_get(result, "rows"), *dim = json_object_get(result, "dim");
     const json_t *bytes = json_object_get(result, "bytes");
     if (!json_is_string(path) || !json_is_integer(rows) || !json_is_integer(dim))
-        return fail(err, NULL, true, "bad embed result: \"path\", \"rows\" and \"dim\" are "
+        return job_fail(err, NULL, true, "bad embed result: \"path\", \"rows\" and \"dim\" are "
                     "required");
     const json_t *jstart = json_object_get(dsobj, "start"), *jstop = json_object_get(dsobj, "stop");
     int64_t start = json_is_integer(jstart) ? (int64_t)json_integer_value(jstart) : 0;

@@ -39,6 +39,11 @@ typedef struct job_runner {
 extern const job_runner embed_job_runner;  /* embed_job.c */
 extern const job_runner proxy_job_runner;  /* proxy_job.c */
 
+/* For runners' error paths: *err = the formatted message, *permanent (when not NULL) =
+ * perm; returns -1. */
+int job_fail(char **err, bool *permanent, bool perm, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 /* The runner of a kind, or NULL. */
 const job_runner *job_runner_find(const char *kind);
 

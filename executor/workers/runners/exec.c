@@ -38,20 +38,6 @@ extern char **environ;
 #define TAIL_KEEP 4096
 #define EX_TEMPFAIL_CODE 75 /* sysexits.h EX_TEMPFAIL: "try again later" → the job is retried */
 
-static int fail(char **err, bool *permanent, bool perm, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char **err, bool *permanent, bool perm, const char *fmt, ...)
-{
-    strbuf sb = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    strbuf_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    *err = strbuf_detach(&sb);
-    *permanent = perm;
-    return -1;
-}
-
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -523,10 +509,10 @@ static int run_command(const exec_spec *s, char **env, job_ctx *ctx, strbuf *tai
     memset(oc, 0, sizeof *oc);
     int errp[2], statp[2];
     if (pipe2(errp, O_CLOEXEC) != 0)
-        return fail(err, permanent, false, "cannot create a pipe: %s", strerror(errno));
+        return job_fail(err, permanent, false, "cannot create a pipe: %s", strerror(errno));
     if (pipe2(statp, O_CLOEXEC) != 0) {
         close(errp[0]), close(errp[1]);
-        return fail(err, permanent, false, "cannot create a pipe: %s", strerror(errno));
+        return job_fail(err, permanent, false, "cannot create a pipe: %s", strerror(errno));
     }
     int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
     pid_t pid = fork();
@@ -535,7 +521,7 @@ static int run_command(const exec_spec *s, char **env, job_ctx *ctx, strbuf *tai
         close(errp[0]), close(errp[1]), close(statp[0]), close(statp[1]);
         if (devnull >= 0)
             close(devnull);
-        return fail(err, permanent, false, "cannot fork: %s", strerror(e));
+        return job_fail(err, permanent, false, "cannot fork: %s", strerror(e));
     }
     if (pid == 0) {
         /* The child: async-signal-safe calls only (the worker has other threads). */
@@ -573,7 +559,7 @@ static int run_command(const exec_spec *s, char **env, job_ctx *ctx, strbuf *tai
         close(errp[0]);
         while (waitpid(pid, &oc->status, 0) < 0 && errno == EINTR)
             ;
-        return fail(err, permanent, true, "cannot run command '%s': %s", s->argv[0],
+        return job_fail(err, permanent, true, "cannot run command '%s': %s", s->argv[0],
                     strerror(exec_errno));
     }
     fcntl(errp[0], F_SETFL, fcntl(errp[0], F_GETFL) | O_NONBLOCK);
@@ -632,7 +618,7 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         int e = errno;
         free(dir);
         free(s.argv);
-        return fail(err, permanent, false, "cannot create a temporary directory in %s: %s",
+        return job_fail(err, permanent, false, "cannot create a temporary directory in %s: %s",
                     base, strerror(e));
     }
     int rc = -1;
@@ -654,23 +640,23 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         goto done;
     line = tail_last_line(&tail);
     if (oc.stopped) {
-        fail(err, permanent, false, "embed job stopped (cancelled or lease lost): command '%s' "
+        job_fail(err, permanent, false, "embed job stopped (cancelled or lease lost): command '%s' "
              "killed", s.argv[0]);
         goto done;
     }
     if (oc.timed_out) {
-        fail(err, permanent, true, "command '%s' timed out after %g s (timeout_seconds) and was "
+        job_fail(err, permanent, true, "command '%s' timed out after %g s (timeout_seconds) and was "
              "killed", s.argv[0], s.timeout);
         goto done;
     }
     if (WIFSIGNALED(oc.status)) {
-        fail(err, permanent, false, "command '%s' was killed by signal %d%s%s", s.argv[0],
+        job_fail(err, permanent, false, "command '%s' was killed by signal %d%s%s", s.argv[0],
              WTERMSIG(oc.status), line ? ": " : "", line ? line : "");
         goto done;
     }
     if (WEXITSTATUS(oc.status) != 0) {
         int st = WEXITSTATUS(oc.status);
-        fail(err, permanent, st != EX_TEMPFAIL_CODE, "command '%s' exited with status %d: %s",
+        job_fail(err, permanent, st != EX_TEMPFAIL_CODE, "command '%s' exited with status %d: %s",
              s.argv[0], st, line ? line : "(nothing on stderr)");
         goto done;
     }

@@ -157,26 +157,12 @@ static const ort_api *ort;
 static OrtEnv *ort_env;
 static char ort_version[32];
 
-static int fail(char **err, bool *permanent, bool perm, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char **err, bool *permanent, bool perm, const char *fmt, ...)
-{
-    strbuf sb = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    strbuf_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    *err = strbuf_detach(&sb);
-    *permanent = perm;
-    return -1;
-}
-
 /* Takes the message of a non-NULL status and releases it. */
 static int ort_fail(OrtStatus *st, const char *what, char **err, bool *permanent)
 {
     const char *m = ort->GetErrorMessage(st);
     size_t len = m ? strcspn(m, "\n") : 0;
-    fail(err, permanent, true, "ONNX Runtime: %s: %.*s", what, (int)len, m ? m : "");
+    job_fail(err, permanent, true, "ONNX Runtime: %s: %.*s", what, (int)len, m ? m : "");
     ort->ReleaseStatus(st);
     return -1;
 }
@@ -206,9 +192,9 @@ static int ort_load(const char *library, char **err, bool *permanent)
         /* A path that exists but does not load is another problem than a missing runtime. */
         struct stat st;
         if (library && strchr(library, '/') && stat(library, &st) == 0)
-            return fail(err, permanent, true, "ONNX Runtime at %s cannot be loaded: %s",
+            return job_fail(err, permanent, true, "ONNX Runtime at %s cannot be loaded: %s",
                         library, dl_err);
-        return fail(err, permanent, true, "ONNX Runtime is not installed (%s not found): see "
+        return job_fail(err, permanent, true, "ONNX Runtime is not installed (%s not found): see "
                     "docs/runners.md", library ? library : "libonnxruntime.so");
     }
     const ort_api_base *(*get_base)(void);
@@ -217,7 +203,7 @@ static int ort_load(const char *library, char **err, bool *permanent)
     if (!base) {
         dlclose(h);
         pthread_mutex_unlock(&ort_lock);
-        return fail(err, permanent, true, "%s is not ONNX Runtime (no OrtGetApiBase)",
+        return job_fail(err, permanent, true, "%s is not ONNX Runtime (no OrtGetApiBase)",
                     library ? library : "libonnxruntime.so");
     }
     /* Every entry used here exists since API version 1; ask for a recent one first. */
@@ -228,7 +214,7 @@ static int ort_load(const char *library, char **err, bool *permanent)
     if (!api) {
         dlclose(h);
         pthread_mutex_unlock(&ort_lock);
-        return fail(err, permanent, true, "ONNX Runtime %s offers no usable C API version",
+        return job_fail(err, permanent, true, "ONNX Runtime %s offers no usable C API version",
                     base->GetVersionString ? base->GetVersionString() : "?");
     }
     OrtEnv *env = NULL;
@@ -502,7 +488,7 @@ static int session_open(const onnx_spec *sp, const char *model, session *s, char
     memset(s, 0, sizeof *s);
     struct stat stt;
     if (stat(sp->path, &stt) != 0)
-        return fail(err, permanent, true, "model %s: ONNX file %s: %s", model, sp->path,
+        return job_fail(err, permanent, true, "model %s: ONNX file %s: %s", model, sp->path,
                     strerror(errno));
     OrtSessionOptions *opts = NULL;
     OrtStatus *st = ort->CreateSessionOptions(&opts);
@@ -527,7 +513,7 @@ static int session_open(const onnx_spec *sp, const char *model, session *s, char
     long in = find_io(s->sess, false, nin, sp->input, &s->input_name);
     if (in < 0) {
         char *names = io_names(s->sess, false, nin);
-        fail(err, permanent, true, "model %s: no input '%s' in %s (inputs: %s)", model,
+        job_fail(err, permanent, true, "model %s: no input '%s' in %s (inputs: %s)", model,
              sp->input ? sp->input : "(first)", sp->path, names);
         free(names);
         return -1;
@@ -535,7 +521,7 @@ static int session_open(const onnx_spec *sp, const char *model, session *s, char
     long out = find_io(s->sess, true, nout, sp->output, &s->output_name);
     if (out < 0) {
         char *names = io_names(s->sess, true, nout);
-        fail(err, permanent, true, "model %s: no output '%s' in %s (outputs: %s; an "
+        job_fail(err, permanent, true, "model %s: no output '%s' in %s (outputs: %s; an "
              "intermediate layer must be made a graph output first, see docs/runners.md)",
              model, sp->output ? sp->output : "(first)", sp->path, names);
         free(names);
@@ -543,7 +529,7 @@ static int session_open(const onnx_spec *sp, const char *model, session *s, char
     }
     if (nin > 1) {
         char *names = io_names(s->sess, false, nin);
-        fail(err, permanent, true, "model %s: %s has %zu inputs (%s); the onnx runner feeds "
+        job_fail(err, permanent, true, "model %s: %s has %zu inputs (%s); the onnx runner feeds "
              "one", model, sp->path, nin, names);
         free(names);
         return -1;
@@ -557,7 +543,7 @@ static int session_open(const onnx_spec *sp, const char *model, session *s, char
         ort->ReleaseTypeInfo(ti);
         if (st)
             return ort_fail(st, "input type", err, permanent);
-        return fail(err, permanent, true, "model %s: input '%s' is not a tensor", model,
+        return job_fail(err, permanent, true, "model %s: input '%s' is not a tensor", model,
                     s->input_name);
     }
     if ((st = ort->GetTensorElementType(tsi, &et)) != NULL ||
@@ -567,7 +553,7 @@ static int session_open(const onnx_spec *sp, const char *model, session *s, char
     }
     if (et != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || s->rank < 2 || s->rank > 8) {
         ort->ReleaseTypeInfo(ti);
-        return fail(err, permanent, true, "model %s: input '%s' must be a float32 tensor of "
+        return job_fail(err, permanent, true, "model %s: input '%s' must be a float32 tensor of "
                     "rank 2 (vectors) or 4 (images); it has element type %d and rank %zu",
                     model, s->input_name, et, s->rank);
     }
@@ -619,7 +605,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         return -1;
     }
     if (ds->kind == DATASET_TEXTS)
-        return fail(err, permanent, true, "model %s cannot embed dataset %s: the onnx runner "
+        return job_fail(err, permanent, true, "model %s cannot embed dataset %s: the onnx runner "
                     "takes images or feature vectors; this dataset holds texts (use an exec "
                     "model for text models)", call->model_name, call->dataset_name);
     const char *library = sp.library;
@@ -641,7 +627,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     bool images = ds->kind == DATASET_IMAGES;
     if (!images) {
         if (s.rank != 2 || (s.dims[1] > 0 && (size_t)s.dims[1] != ds->dim)) {
-            fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
+            job_fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
                         "takes rank-%zu tensors (second dim %lld), the dataset holds %zu-value "
                         "vectors", call->model_name, call->dataset_name, s.input_name, s.rank,
                         (long long)s.dims[1], ds->dim);
@@ -651,7 +637,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         per = ds->dim;
     } else {
         if (s.rank != 4) {
-            fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
+            job_fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
                         "has rank %zu; images need rank 4 (%s)", call->model_name,
                         call->dataset_name, s.input_name, s.rank, sp.nhwc ? "NHWC" : "NCHW");
             session_close(&s);
@@ -664,7 +650,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         tw = sp.image_size ? sp.image_size : dw > 0 ? (size_t)dw : ds->width;
         if ((dh > 0 && (size_t)dh != th) || (dw > 0 && (size_t)dw != tw) ||
             (mc != 1 && mc != 3 && mc != ds->channels)) {
-            fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
+            job_fail(err, permanent, true, "model %s cannot embed dataset %s: input '%s' "
                         "is %lld×%lld×%lld (C×H×W), image_size %zu and %zu channels do not fit",
                         call->model_name, call->dataset_name, s.input_name, (long long)dc,
                         (long long)dh, (long long)dw, th, ds->channels);
@@ -672,7 +658,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
             return -1;
         }
         if (th > 8192 || tw > 8192 || mc > 64) {
-            fail(err, permanent, true, "model %s: input images too large", call->model_name);
+            job_fail(err, permanent, true, "model %s: input images too large", call->model_name);
             session_close(&s);
             return -1;
         }
@@ -682,7 +668,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     if (batch > ds->n && s.dims[0] <= 0)
         batch = ds->n ? ds->n : 1;
     if (per == 0 || batch > SIZE_MAX / sizeof(float) / per) {
-        fail(err, permanent, true, "model %s: input batch too large", call->model_name);
+        job_fail(err, permanent, true, "model %s: input batch too large", call->model_name);
         session_close(&s);
         return -1;
     }
@@ -702,7 +688,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     int rc = -1;
     for (size_t b = 0; b < nbatch; b++) {
         if (call->ctx && call->ctx->should_stop && call->ctx->should_stop(call->ctx->stop_arg)) {
-            fail(err, permanent, false, "embed job stopped (cancelled or lease lost)");
+            job_fail(err, permanent, false, "embed job stopped (cancelled or lease lost)");
             goto done;
         }
         size_t first = b * batch, count = ds->n - first < batch ? ds->n - first : batch;
@@ -746,7 +732,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         if (et != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT || orank < 1 || orank > 8) {
             ort->ReleaseTensorTypeAndShapeInfo(oi);
             ort->ReleaseValue(ov);
-            fail(err, permanent, true, "model %s: output '%s' must be a float32 tensor of rank "
+            job_fail(err, permanent, true, "model %s: output '%s' must be a float32 tensor of rank "
                  "1 to 8 (element type %d, rank %zu)", call->model_name, s.output_name, et,
                  orank);
             goto done;
@@ -777,7 +763,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         }
         if (!shape_ok) {
             ort->ReleaseValue(ov);
-            fail(err, permanent, true, "model %s: output '%s' has rank %zu and first dim %lld "
+            job_fail(err, permanent, true, "model %s: output '%s' has rank %zu and first dim %lld "
                  "for a batch of %zu%s", call->model_name, s.output_name, orank,
                  (long long)od[0], rows,
                  sp.pool == POOL_TOKENS    ? " (pool \"tokens\" needs [n, T, D])"
@@ -789,14 +775,14 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
             d = bd;
             if (d > SIZE_MAX / sizeof(float) / (ds->n ? ds->n : 1)) {
                 ort->ReleaseValue(ov);
-                fail(err, permanent, true, "model %s: %zu × %zu features are too many",
+                job_fail(err, permanent, true, "model %s: %zu × %zu features are too many",
                      call->model_name, ds->n, d);
                 goto done;
             }
             x = xmalloc(ds->n * d * sizeof(float) + 1);
         } else if (bd != d) {
             ort->ReleaseValue(ov);
-            fail(err, permanent, true, "model %s: output '%s' changed size between batches "
+            job_fail(err, permanent, true, "model %s: output '%s' changed size between batches "
                  "(%zu, then %zu)", call->model_name, s.output_name, d, bd);
             goto done;
         }
@@ -826,7 +812,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         }
         ort->ReleaseValue(ov);
         if (!finite) {
-            fail(err, permanent, true, "model %s: output '%s' is not all finite",
+            job_fail(err, permanent, true, "model %s: output '%s' is not all finite",
                  call->model_name, s.output_name);
             goto done;
         }
@@ -838,7 +824,7 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         }
     }
     if (!x) { /* an empty slice: the dimension is unknown without a run */
-        fail(err, permanent, true, "model %s: dataset %s has no examples to embed",
+        job_fail(err, permanent, true, "model %s: dataset %s has no examples to embed",
              call->model_name, call->dataset_name);
         goto done;
     }
