@@ -23,42 +23,15 @@
 #include "db/pgembed.h"
 #include "executor/executor.h"
 #include "grammar/parse.h"
+#include "tests/integration/itest_check.h"
 
-static int n_checks, n_failed;
 static PGconn *conn;
 static const char *scratch;
 static const char *data_dir; /* exec_ctx.data_dir of run(); NULL but in the PURGE files test */
 
 /* ---- reporting -------------------------------------------------------------------------- */
 
-static bool check(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static bool check(bool cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf(cond ? "ok - " : "not ok - ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    n_checks++;
-    if (!cond)
-        n_failed++;
-    fflush(stdout);
-    return cond;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void diag(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("#   ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-}
+/* check() and diag(): tests/integration/itest_check.h */
 
 /* ---- running statements ------------------------------------------------------------------ */
 

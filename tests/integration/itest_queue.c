@@ -36,46 +36,18 @@
 #include "db/pgembed.h"
 #include "executor/workers/loop.h"
 #include "queue/queue.h"
+#include "tests/integration/itest_check.h"
 
 #define LEASE_SECONDS 2
 #define NWORKERS 4
 
-static int n_checks, n_failed;
 static PGconn *conn;
 static pg_embedded *pg;
 static const char *scratch;
 
 /* ---- reporting -------------------------------------------------------------------------- */
 
-static bool check(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static bool check(bool cond, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf(cond ? "ok - " : "not ok - ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    n_checks++;
-    if (!cond)
-        n_failed++;
-    fflush(stdout);
-    return cond;
-}
-
-static void diag(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void diag(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("#   ");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-}
+/* check() and diag(): tests/integration/itest_check.h */
 
 /* ---- SQL helpers -------------------------------------------------------------------------- */
 
