@@ -43,3 +43,55 @@ free_port() {
   done
   return 1
 }
+
+# ---- C integration programs (tests/integration/itest_*.c) --------------------------------
+# itest_scratch: a scratch directory for itest programs, removed on exit together with any
+# postmaster a crashed run left behind in it ($ITEST_SCRATCH/<build>/data/pg).
+itest_scratch() {
+  ITEST_SCRATCH=$(make_scratch)
+  trap itest_cleanup EXIT INT TERM
+}
+# shellcheck disable=SC2317  # run by the EXIT trap
+itest_cleanup() {
+  local pidfile pid
+  for pidfile in "$ITEST_SCRATCH"/*/data/pg/postmaster.pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(head -n 1 "$pidfile")
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
+      kill -INT "$pid" 2>/dev/null || true
+      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+  done
+  rm -rf "$ITEST_SCRATCH"
+}
+# run_itest NAME TIMEOUT ARGS…: runs $build/tests/NAME for each build of $BUILDS (default
+# "build build-san") with its own scratch dir as the first argument, then ARGS ("{build}"
+# in them becomes the build's folder). Check names get a "[build] " prefix so both builds
+# count; a run that dies before its "# N checks, N failed" line counts as a failure.
+run_itest() {
+  local name=$1 limit=$2 build bin dir rc ran=0 args a
+  shift 2
+  for build in ${BUILDS:-build build-san}; do
+    bin="$RANKQL_ROOT/$build/tests/$name"
+    if [ ! -x "$bin" ]; then
+      [ "$build" = build ] && not_ok "$name: $bin is built (run make build-all)"
+      continue
+    fi
+    ran=$((ran + 1))
+    dir="$ITEST_SCRATCH/$build"
+    mkdir -p "$dir" && chmod 755 "$dir"
+    echo "# $build/tests/$name"
+    args=()
+    for a in "$@"; do args+=("${a//\{build\}/$RANKQL_ROOT/$build}"); done
+    timeout "$limit" "$bin" "$dir" "${args[@]}" >"$dir/stdout" 2>"$dir/stderr"
+    rc=$?
+    sed -e "s/^ok - /ok - [$build] /" -e "s/^not ok - /not ok - [$build] /" "$dir/stdout"
+    if [ "$rc" -ne 0 ]; then
+      TESTS_FAILED=$((TESTS_FAILED + 1))
+      sed 's/^/#   /' "$dir/stderr" | tail -n 40
+      grep -q '^# [0-9]* checks, [0-9]* failed$' "$dir/stdout" ||
+        echo "not ok - [$build] $name ran to the end (exit status $rc)"
+    fi
+  done
+  [ "$ran" -gt 0 ] || not_ok "$name: no binary to run"
+}

@@ -8,49 +8,11 @@
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-BUILDS=${BUILDS:-"build build-san"}
-SCRATCH=$(make_scratch)
-
-# The postmaster a run left behind (a crash, a signal): stop it, then drop the scratch dir.
-stop_cluster() {
-  local pidfile pid
-  for pidfile in "$SCRATCH"/*/data/pg/postmaster.pid; do
-    [ -f "$pidfile" ] || continue
-    pid=$(head -n 1 "$pidfile")
-    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = postgres ]; then
-      kill -INT "$pid" 2>/dev/null || true
-      for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-  done
-  rm -rf "$SCRATCH"
-}
-trap stop_cluster EXIT INT TERM
-
-ran=0
-for build in $BUILDS; do
-  bin="$RANKQL_ROOT/$build/tests/itest_queue"
-  if [ ! -x "$bin" ]; then
-    [ "$build" = build ] && not_ok "queue: $bin is built (run make build-all)"
-    continue
-  fi
-  ran=$((ran + 1))
-  dir="$SCRATCH/$build"
-  mkdir -p "$dir" && chmod 755 "$dir"
-  echo "# $build/tests/itest_queue"
-  worker="$RANKQL_ROOT/$build/bin/rankql-worker"
-  [ -x "$worker" ] || worker=
-  # A hard bound, so a hung worker cannot hold the suite (the test itself takes ~15 s).
-  timeout 120 "$bin" "$dir" $worker >"$dir/stdout" 2>"$dir/stderr"
-  rc=$?
-  sed -e "s/^ok - /ok - [$build] /" -e "s/^not ok - /not ok - [$build] /" "$dir/stdout"
-  if [ "$rc" -ne 0 ]; then
-    TESTS_FAILED=$((TESTS_FAILED + 1))
-    sed 's/^/#   /' "$dir/stderr" | tail -n 40
-    grep -q '^# [0-9]* checks, [0-9]* failed$' "$dir/stdout" ||
-      echo "not ok - [$build] itest_queue ran to the end (exit status $rc)"
-  fi
-done
-[ "$ran" -gt 0 ] || not_ok "queue: no itest_queue binary to run"
+itest_scratch
+SCRATCH=$ITEST_SCRATCH
+# The worker program of each build ({build}/bin/rankql-worker); a hard bound, so a hung
+# worker cannot hold the suite (the test itself takes ~15 s).
+run_itest itest_queue 120 "{build}/bin/rankql-worker"
 
 # ---- rankql-worker's command line --------------------------------------------------------
 W="$RANKQL_BIN/rankql-worker"
