@@ -19,6 +19,8 @@
 #ifndef RANKQL_EXECUTOR_EXECUTOR_H
 #define RANKQL_EXECUTOR_EXECUTOR_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 #include <libpq-fe.h>
 
@@ -40,6 +42,9 @@ typedef struct exec_ctx {
      * the query's jobs keep running. NULL = never. */
     const volatile int *cancelled;
     double wait_timeout_seconds;  /* longest WAIT; 0 = no limit */
+    /* SHiFT's dry run: a ranking answers what is known and how much work remains, and
+     * submits nothing (nor waits). */
+    bool dry;
 } exec_ctx;
 
 typedef struct exec_error {

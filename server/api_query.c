@@ -33,9 +33,11 @@ typedef struct query_request {
     size_t len;
     const char *session; /* NULL: make one */
     int stream;          /* "stream": 1 true, 0 false, -1 not given */
+    bool dry;            /* "dry": rankings answer what is known and submit no job */
 } query_request;
 
-/* {"query": "…", "session": "…"|null, "stream": true|false}; anything else is 422. */
+/* {"query": "…", "session": "…"|null, "stream": true|false, "dry": true|false}; anything
+ * else is 422. */
 static bool read_request(const http_request *req, json_t **body, query_request *q,
                          http_response *resp)
 {
@@ -66,10 +68,16 @@ static bool read_request(const http_request *req, json_t **body, query_request *
                 return false;
             }
             q->stream = json_is_true(value);
+        } else if (strcmp(key, "dry") == 0) {
+            if (!json_is_boolean(value)) {
+                http_reply_error(resp, 422, "invalid_request", "\"dry\" must be true or false");
+                return false;
+            }
+            q->dry = json_is_true(value);
         } else {
             http_reply_error(resp, 422, "invalid_request",
-                             "unknown field \"%s\" (a query takes \"query\", \"session\" and "
-                             "\"stream\")",
+                             "unknown field \"%s\" (a query takes \"query\", \"session\", "
+                             "\"stream\" and \"dry\")",
                              key);
             return false;
         }
@@ -150,6 +158,7 @@ typedef struct query_run {
     json_t *pending;                /* a progress line the throttle held back */
     struct timespec last_progress;
     bool progress_sent;
+    bool dry;                       /* the request's "dry" */
 } query_run;
 
 /* Writes one NDJSON line (steals line). */
@@ -252,6 +261,7 @@ static void run_statements(query_run *run)
             .progress_arg = run,
             .cancelled = run->cancelled,
             .wait_timeout_seconds = ctx->cfg->max_wait_s,
+            .dry = run->dry,
         };
         exec_error err;
         json_t *result = executor_run(&ec, s->stmts[i].ast, &err);
@@ -295,6 +305,7 @@ typedef struct stream_job {
     PGconn *conn;          /* NULL: a statement did not parse, nothing runs */
     char session[SESSION_ID_SIZE];
     struct timespec start;
+    bool dry;
 } stream_job;
 
 static void stream_main(http_stream *stream, void *arg)
@@ -318,6 +329,7 @@ static void stream_main(http_stream *stream, void *arg)
             .start = job->start,
             .stream = stream,
             .cancelled = http_stream_cancelled(stream),
+            .dry = job->dry,
         };
         run_statements(&run);
         api_db_release(job->ctx, job->conn);
@@ -383,6 +395,7 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
         if (conn)
             memcpy(job->session, session, sizeof session);
         job->start = start;
+        job->dry = q.dry;
         http_reply_stream(resp, NDJSON, "{\"type\":\"heartbeat\"}\n", stream_main, job);
         return;
     }
@@ -394,6 +407,7 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
         .start = start,
         .resp = resp,
         .cancelled = req->cancelled,
+        .dry = q.dry,
     };
     run_statements(&run);
     api_db_release(ctx, conn);
