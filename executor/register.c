@@ -7,7 +7,9 @@
  * A new name gets defaults for what is not named (date_added today, source from the
  * runner, tags empty, finetuned false). */
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,7 @@
 #include "datasets/dataset.h"
 #include "executor/internal.h"
 #include "executor/workers/embed/embed.h"
+#include "executor/workers/runners/replay.h"
 #include "planner/catalog.h"
 
 /* ---- field definitions ---------------------------------------------------------------- */
@@ -721,6 +724,9 @@ static long write_row(exec_ctx *ctx, reg *r, const existing *ex, writes *w, exec
 
 /* ---- models --------------------------------------------------------------------------- */
 
+static bool check_path(reg *r, const char *field, ast_pos pos, const char *path, bool directory);
+static ast_pos blame_pos(const reg *r, const char *field);
+
 static const char *runner_from_spec(const json_t *spec)
 {
     static const struct { const char *key, *runner; } keys[] = {
@@ -768,6 +774,83 @@ static ast_pos blame_pos(const reg *r, const char *field)
     return r->spec ? r->spec_pos : r->stmt->h.pos;
 }
 
+/* ---- replay records ------------------------------------------------------------------- */
+
+/* The last records file parsed, kept while the file is unchanged (same inode, size and
+ * modification time): loading a catalogue registers hundreds of models and datasets from
+ * one file (scripts/replay-catalog.sh), and each check would otherwise parse it again. */
+static pthread_mutex_t records_lock = PTHREAD_MUTEX_INITIALIZER;
+static replay_records *records_cached;
+static char *records_cached_path;
+static struct stat records_cached_st;
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Whether the records file at path holds a run of want (a model_identifier when model, else
+ * a train_dataset_name): 1 yes, 0 no, -1 with *msg when the file cannot be parsed. */
+static int records_holds(const char *path, bool model, const char *want, char **msg)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        *msg = xasprintf("records file %s cannot be read: %s", path, strerror(errno));
+        return -1;
+    }
+    pthread_mutex_lock(&records_lock);
+    if (!records_cached || strcmp(records_cached_path, path) != 0 ||
+        !same_file(&st, &records_cached_st)) {
+        replay_records *fresh = NULL;
+        if (replay_records_load(path, &fresh, msg) != 0) {
+            pthread_mutex_unlock(&records_lock);
+            return -1;
+        }
+        replay_records_free(records_cached);
+        free(records_cached_path);
+        records_cached = fresh;
+        records_cached_path = xstrdup(path);
+        records_cached_st = st;
+    }
+    int found = model ? replay_has_model(records_cached, want)
+                      : replay_has_dataset(records_cached, want);
+    pthread_mutex_unlock(&records_lock);
+    return found;
+}
+
+/* spec.records of a replay model or dataset: a readable records file with the columns the
+ * replay runner needs (executor/workers/runners/replay.h), in which `key` (model_identifier
+ * or train_dataset_name) has the value spec[key]. The errors name records or key. */
+static bool check_records(reg *r, const json_t *spec, const char *key)
+{
+    const json_t *rec = json_object_get(spec, "records");
+    if (!json_is_string(rec) || json_string_length(rec) == 0)
+        return exec_invalid(r->err, "records", blame_pos(r, "spec"),
+                            "records: a replay %s needs spec.records, the path of a records "
+                            "file (CSV with " REPLAY_COLUMNS ")", r->what);
+    const char *path = json_string_value(rec);
+    if (!check_path(r, "records", blame_pos(r, "spec"), path, false))
+        return false;
+    const char *want = json_string_value(json_object_get(spec, key));
+    char *msg = NULL;
+    int found = records_holds(path, strcmp(key, "model_identifier") == 0, want ? want : "",
+                              &msg);
+    if (found < 0) {
+        exec_invalid(r->err, "records", blame_pos(r, "spec"), "records: %s", msg);
+        free(msg);
+        return false;
+    }
+    if (!want || !*want)
+        return exec_invalid(r->err, key, blame_pos(r, "spec"),
+                            "%s: a replay %s needs spec.%s (a non-empty string)", key, r->what,
+                            key);
+    if (!found)
+        return exec_invalid(r->err, key, blame_pos(r, "spec"),
+                            "%s: no run of %.200s is recorded in %.200s", key, want, path);
+    return true;
+}
+
 /* What each runner needs in its spec. */
 static bool check_runner_spec(reg *r, const char *runner, const char *modality, const json_t *spec)
 {
@@ -789,10 +872,12 @@ static bool check_runner_spec(reg *r, const char *runner, const char *modality, 
         need = "hf_name";
     else if (strcmp(runner, "keras") == 0)
         need = image ? "image_layer_path" : "text_layer_path";
+    else if (strcmp(runner, "replay") == 0)
+        need = "model_identifier";
     if (!need || json_object_get(spec, need) || (alt && json_object_get(spec, alt)))
         return true;
     bool inside = strcmp(runner, "builtin") == 0 || strcmp(runner, "onnx") == 0 ||
-                  strcmp(runner, "exec") == 0;
+                  strcmp(runner, "exec") == 0 || strcmp(runner, "replay") == 0;
     return exec_invalid(r->err, need, blame_pos(r, "runner"),
                         "%s: runner %s%s%s needs %s%s%s (%s)", need, runner,
                         alt ? " for " : "", alt ? modality : "", need, alt ? " or " : "",
@@ -950,6 +1035,11 @@ static bool plan_model(reg *r, const existing *ex, writes *w, json_t *result)
         write_col(w, "source", "text", default_source(runner));
     bool checks = !ex->found || find_given(r, "runner") || r->spec || find_given(r, "modality") || inferred;
     if (checks && !check_runner_spec(r, runner, modality, spec))
+        return false;
+    /* A replay model's records are optional (without them it answers from the records of
+     * the replay dataset it is ranked on, docs/runners.md), but checked when given. */
+    if (checks && strcmp(runner, "replay") == 0 && json_object_get(spec, "records") &&
+        !check_records(r, spec, "model_identifier"))
         return false;
     if (!check_sizes(r, ex, modality))
         return false;
@@ -1217,6 +1307,31 @@ static bool plan_file_dataset(reg *r, const existing *ex, writes *w, const char 
     return true;
 }
 
+/* A replay dataset (docs/runners.md "replay"): spec {records, train_dataset_name}, the
+ * name recorded in the file. It holds no examples rankql reads, so size and num_classes
+ * are NULL. */
+static bool plan_replay_dataset(reg *r, writes *w, const json_t *spec)
+{
+    static const char *const derived[] = {"size", "num_classes"};
+    for (size_t i = 0; i < 2; i++) {
+        const given *g = find_given(r, derived[i]);
+        if (g && !json_is_null(g->value))
+            return exec_invalid(r->err, derived[i], g->pos,
+                                "%s: a replay dataset holds no examples (it names a task of "
+                                "the recorded runs): leave %s out", derived[i], derived[i]);
+    }
+    if (!json_is_string(json_object_get(spec, "train_dataset_name")) &&
+        json_object_get(spec, "records"))
+        return exec_invalid(r->err, "train_dataset_name", blame_pos(r, "spec"),
+                            "train_dataset_name: a replay dataset needs "
+                            "spec.train_dataset_name (the task's name in the records)");
+    if (!check_records(r, spec, "train_dataset_name"))
+        return false;
+    write_col(w, "size", "bigint", NULL);
+    write_col(w, "num_classes", "integer", NULL);
+    return true;
+}
+
 static bool plan_dataset(reg *r, const existing *ex, writes *w, json_t *result)
 {
     const char *format = effective_text(r, ex, "format");
@@ -1251,6 +1366,8 @@ static bool plan_dataset(reg *r, const existing *ex, writes *w, json_t *result)
                             "imagefolder or text) whose labels can be read, not %s", format);
     if (is_file_format(format) && touches_file(r, ex) &&
         !plan_file_dataset(r, ex, w, format, location, spec, result))
+        return false;
+    if (strcmp(format, "replay") == 0 && touches_file(r, ex) && !plan_replay_dataset(r, w, spec))
         return false;
     if (!ex->found && !find_given(r, "modality")) {
         if (strcmp(format, "idx") == 0 || strcmp(format, "imagefolder") == 0)

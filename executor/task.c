@@ -4,7 +4,9 @@
  * proxy[, test dataset]) a proxy job (docs/jobs.md). Known results are looked up by hash,
  * the rest are submitted to the queue; WAIT blocks until they are final, reporting progress.
  * One ranking per proxy (and per test dataset for TESTED ON BENCHMARK without an
- * aggregate), LIMIT applied to each. */
+ * aggregate), LIMIT applied to each. On replay datasets, replay models get one proxy job
+ * each and no embed job: the worker answers it from recorded fine-tune runs
+ * (docs/runners.md "replay"). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@
 #include "executor/workers/embed/embed.h"
 #include "executor/workers/featstore.h"
 #include "executor/workers/proxy_job.h"
+#include "executor/workers/runners/replay.h"
 #include "queue/queue.h"
 
 enum { EMBED_PRIORITY = 0, PROXY_PRIORITY = 10 };
@@ -183,6 +186,7 @@ static bool proxy_from_call(const ast_call *call, proxy_choice *out, exec_error 
 typedef struct dataset_use {
     json_t *obj;            /* {"id","name","format","location","spec","digest","start","stop"} */
     bool labels_only;
+    bool replay;            /* format replay: obj's spec names {records, train_dataset_name} */
     int64_t size;           /* examples in the slice; -1 unknown */
 } dataset_use;
 
@@ -211,6 +215,31 @@ static bool dataset_from_row(const PGresult *res, int r, const ast_dataset_ref *
 {
     const char *name = PQgetvalue(res, r, 1), *format = PQgetvalue(res, r, 2);
     ast_pos pos = ref ? ref->h.pos : no_pos;
+    if (strcmp(format, "replay") == 0) {
+        /* A task of the recorded fine-tune runs (docs/runners.md "replay"): no rows to slice
+         * or change, only replay models rank on it. */
+        if (ref && (ref->has_slice || ref->changes))
+            return exec_failb(err, 400, "semantic_error", pos,
+                              "\"%s\" is a replay dataset (a task of recorded fine-tune runs): "
+                              "it has no rows to slice or CHANGE", name);
+        json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
+        if (!json_is_string(json_object_get(spec, "records")) ||
+            !json_is_string(json_object_get(spec, "train_dataset_name"))) {
+            json_decref(spec);
+            return exec_failb(err, 422, "validation_error", pos,
+                              "replay dataset \"%s\" lacks spec.records or "
+                              "spec.train_dataset_name: REGISTER it again", name);
+        }
+        out->labels_only = false;
+        out->replay = true;
+        out->size = -1;
+        out->obj = json_pack("{s:I, s:s, s:s, s:o}", "id",
+                             (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "name", name,
+                             "format", format, "spec", spec);
+        if (modality && !PQgetisnull(res, r, 9) && !*modality)
+            *modality = xstrdup(PQgetvalue(res, r, 9));
+        return true;
+    }
     if (!is_file_format(format))
         return exec_failb(err, 422, "validation_error", pos,
                           "dataset \"%s\" has format %s, a catalogue entry rankql cannot read; "
@@ -263,6 +292,7 @@ static bool dataset_from_row(const PGresult *res, int r, const ast_dataset_ref *
         }
     }
     out->labels_only = json_is_true(json_object_get(spec, "labels_only"));
+    out->replay = false;
     out->size = size;
     out->obj = json_pack("{s:I, s:s, s:s, s:s?, s:o, s:s?, s:I, s:o}", "id",
                          (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "name", name,
@@ -445,6 +475,12 @@ static bool resolve_changes(exec_ctx *ctx, const ast_dataset_ref *ref, part *p, 
             return exec_failb(err, 400, "semantic_error", c->target->h.pos,
                               "a CHANGE target must be one dataset");
         }
+        if (target.items[0].replay || p->data.replay) {
+            dataset_list_free(&target);
+            return exec_failb(err, 400, "semantic_error", c->target->h.pos,
+                              "CHANGE works on rows: a replay dataset (recorded fine-tune runs) "
+                              "has none");
+        }
         /* The target's indices too, against its size: an index past it would only fail
          * the proxy jobs once they run. */
         for (size_t k = 0; target.items[0].size >= 0 && k < other->n; k++)
@@ -505,6 +541,8 @@ typedef struct model_use {
     json_t *obj;          /* {"id","name","runner","modality","spec","batch_size"} */
     json_t *cells;        /* the user's select-list values */
     bool needs_fit;
+    bool replay;          /* runner replay: answered from recorded runs, no embed job */
+    json_t *replay_job;   /* its payload's "replay" object (replay_prepare) */
 } model_use;
 
 typedef struct model_list {
@@ -519,6 +557,7 @@ static void model_list_free(model_list *l)
         free(l->items[i].name);
         json_decref(l->items[i].obj);
         json_decref(l->items[i].cells);
+        json_decref(l->items[i].replay_job);
     }
     free(l->items);
     json_decref(l->columns);
@@ -529,6 +568,14 @@ static bool runner_can_embed(const char *runner)
 {
     return strcmp(runner, "builtin") == 0 || strcmp(runner, "onnx") == 0 ||
            strcmp(runner, "exec") == 0 || strcmp(runner, "noop") == 0;
+}
+
+/* Which models a ranking takes: on file datasets, those whose runner embeds here; on replay
+ * datasets, the replay models (their proxy jobs are answered from the recorded fine-tune
+ * runs, docs/runners.md "replay"). Each kind is skipped with a notice on the other data. */
+static bool runner_can_rank(const char *runner, bool replay_data)
+{
+    return replay_data ? strcmp(runner, "replay") == 0 : runner_can_embed(runner);
 }
 
 /* The select list without err/acc/proxy (they are added by the ranking). */
@@ -560,7 +607,7 @@ static ast_list *catalog_columns(arena *a, const ast_list *cols)
 
 /* Plans and runs the catalog part of s (FROM, WHERE, OTHER THAN, the select list). */
 static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_modality,
-                        model_list *out, json_t *result, exec_error *err)
+                        bool replay_data, model_list *out, json_t *result, exec_error *err)
 {
     arena *a = arena_new();
     ast_select *c = AST_NEW(a, ast_select, AST_SELECT, s->h.pos);
@@ -604,7 +651,7 @@ static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_mod
         out->items = xcalloc((size_t)PQntuples(res) + 1, sizeof *out->items);
         for (int r = 0; r < PQntuples(res); r++) {
             const char *runner = PQgetvalue(res, r, 2), *modality = PQgetvalue(res, r, 3);
-            if (!runner_can_embed(runner)) {
+            if (!runner_can_rank(runner, replay_data)) {
                 if (!skipped_runner++)
                     snprintf(skipped_runner_name, sizeof skipped_runner_name, "%s", runner);
                 continue;
@@ -625,6 +672,7 @@ static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_mod
                                    : json_integer(strtoll(PQgetvalue(res, r, 5), NULL, 10)));
             embed_spec es;
             char *eerr = NULL;
+            m->replay = strcmp(runner, "replay") == 0;
             m->needs_fit = strcmp(runner, "builtin") == 0 &&
                            embed_spec_from_json(spec, &es, &eerr) == 0 && embed_needs_fit(&es);
             free(eerr);
@@ -636,10 +684,16 @@ static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_mod
                 }
         }
     }
-    if (skipped_runner)
+    if (skipped_runner && replay_data)
+        result_notice(result,
+                      "%zu model%s skipped: runner %s%s cannot answer on replay datasets "
+                      "(recorded fine-tune runs rank replay models only)",
+                      skipped_runner, skipped_runner == 1 ? "" : "s", skipped_runner_name,
+                      skipped_runner > 1 ? " and others" : "");
+    else if (skipped_runner)
         result_notice(result,
                       "%zu model%s skipped: runner %s%s cannot embed on this server (builtin, "
-                      "onnx, exec and noop can)",
+                      "onnx, exec and noop can; replay only on replay datasets)",
                       skipped_runner, skipped_runner == 1 ? "" : "s", skipped_runner_name,
                       skipped_runner > 1 ? " and others" : "");
     if (skipped_modality)
@@ -1138,6 +1192,7 @@ static double aggregate(const char *f, const double *v, size_t n)
 
 typedef struct task {
     const ast_select *s;
+    bool replay;              /* the data are replay datasets (docs/runners.md "replay") */
     size_t nproxies;
     proxy_choice *proxies;
     part_list train, test;
@@ -1219,6 +1274,98 @@ static bool check_clauses(const ast_select *s, exec_error *err)
     return true;
 }
 
+/* ---- replay: rankings answered from recorded fine-tune runs -------------------------- */
+
+static const char *replay_task_of(const part *p)
+{
+    return json_string_value(
+        json_object_get(json_object_get(p->data.obj, "spec"), "train_dataset_name"));
+}
+
+/* Replay datasets rank among themselves: one TRAINED ON dataset (the task), every TESTED ON
+ * dataset a replay dataset of the same task (the records measured the test accuracy on that
+ * task's own test split, so nothing else can be answered). Mixing them with file datasets
+ * is an error. Sets t->replay. */
+static bool replay_check_data(task *t, exec_error *err)
+{
+    size_t nreplay = 0, total = t->train.n + t->test.n;
+    for (size_t i = 0; i < total; i++) {
+        const part *p = i < t->train.n ? &t->train.items[i] : &t->test.items[i - t->train.n];
+        nreplay += p->data.replay;
+    }
+    t->replay = nreplay > 0;
+    if (nreplay == 0)
+        return true;
+    if (nreplay != total)
+        return exec_failb(err, 400, "semantic_error", t->s->h.pos,
+                          "replay datasets (recorded fine-tune runs) cannot be mixed with "
+                          "file datasets in one ranking: train and test on replay datasets "
+                          "only, or on files only");
+    if (t->train.n != 1)
+        return exec_failb(err, 400, "semantic_error", t->s->h.pos,
+                          "a replay ranking is TRAINED ON one replay dataset (the task of the "
+                          "recorded runs), not %zu", t->train.n);
+    const char *task_name = replay_task_of(&t->train.items[0]);
+    for (size_t i = 0; i < t->test.n; i++) {
+        const char *other = replay_task_of(&t->test.items[i]);
+        if (strcmp(other, task_name) != 0)
+            return exec_failb(
+                err, 400, "semantic_error", t->s->h.pos,
+                "replay dataset \"%s\" records task %s, but the ranking is trained on %s: a "
+                "replay ranking is tested on the task it is trained on (the records hold "
+                "its test accuracy)",
+                json_string_value(json_object_get(t->test.items[i].data.obj, "name")), other,
+                task_name);
+    }
+    return true;
+}
+
+/* The "replay" object of each replay model's proxy payload: the model's records file (its
+ * spec.records, else the train dataset's), its identifier, the task, and the file's SHA-256
+ * as it is now, so that a changed file makes other jobs (and misses the cache). */
+static bool replay_prepare(task *t, exec_error *err)
+{
+    if (!t->replay)
+        return true;
+    const json_t *dspec = json_object_get(t->train.items[0].data.obj, "spec");
+    const char *task_name = replay_task_of(&t->train.items[0]);
+    json_t *digests = json_object(); /* path → digest, each file read once */
+    bool ok = true;
+    for (size_t m = 0; ok && m < t->models.n; m++) {
+        model_use *mu = &t->models.items[m];
+        const json_t *mspec = json_object_get(mu->obj, "spec");
+        const char *records = json_string_value(json_object_get(mspec, "records"));
+        if (!records)
+            records = json_string_value(json_object_get(dspec, "records"));
+        const char *ident = json_string_value(json_object_get(mspec, "model_identifier"));
+        if (!ident) {
+            ok = exec_failb(err, 422, "validation_error", t->s->h.pos,
+                            "replay model \"%s\" has no spec.model_identifier: REGISTER it "
+                            "again",
+                            mu->name);
+            break;
+        }
+        const char *digest = json_string_value(json_object_get(digests, records));
+        if (!digest) {
+            char hex[HASH_HEX_LEN + 1];
+            char *e = NULL;
+            if (replay_file_digest(records, hex, &e) != 0) {
+                ok = exec_failb(err, 422, "validation_error", t->s->h.pos,
+                                "replay model \"%s\": %s", mu->name, e);
+                free(e);
+                break;
+            }
+            json_object_set_new(digests, records, json_string(hex));
+            digest = json_string_value(json_object_get(digests, records));
+        }
+        mu->replay_job = json_pack("{s:s, s:s, s:s, s:s}", "records", records,
+                                   "model_identifier", ident, "train_dataset_name", task_name,
+                                   "digest", digest);
+    }
+    json_decref(digests);
+    return ok;
+}
+
 /* Builds the DAG: per model, the proxy jobs of every proxy and test group. */
 static void build_jobs(task *t)
 {
@@ -1231,6 +1378,15 @@ static void build_jobs(task *t)
         for (size_t p = 0; p < t->nproxies; p++)
             for (size_t g = 0; g < t->ngroups; g++) {
                 const model_use *mu = &t->models.items[m];
+                if (mu->replay_job) {
+                    /* No embed job: the records answer it, whatever the test group. */
+                    json_t *payload = json_pack("{s:O, s:I, s:O}", "proxy",
+                                                t->proxies[p].proxy, "model_id",
+                                                (json_int_t)mu->id, "replay", mu->replay_job);
+                    size_t j = job_set_add(&t->jobs, "proxy", payload);
+                    t->cells[t->ncells++] = (cell_ref){m, p, g, j};
+                    continue;
+                }
                 size_t *deps = NULL, ndeps = 0;
                 json_t *train = parts_payload(&t->jobs, mu, t->train.items, t->train.n, fit,
                                               &deps, &ndeps);
@@ -1259,7 +1415,9 @@ static json_t *row_for(const task *t, size_t model, size_t proxy, const char *ds
     if (t->s->tested_kind == TESTED_BENCHMARK)
         json_array_append_new(row, dsname ? json_string(dsname) : json_null());
     json_array_append_new(row, json_real(err));
-    json_array_append_new(row, t->proxies[proxy].is_score ? json_null() : json_real(1 - err));
+    /* A replay ranking's err is 1 − the recorded fine-tune accuracy, whatever the proxy. */
+    json_array_append_new(row, t->proxies[proxy].is_score && !t->replay ? json_null()
+                                                                       : json_real(1 - err));
     return row;
 }
 
@@ -1384,7 +1542,9 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
               choose_proxies(&t, result, err) &&
               resolve_parts(ctx, s->trained_on, &t.train, &t.modality, err) &&
               resolve_parts(ctx, s->tested_on, &t.test, &t.modality, err) &&
-              load_models(ctx, s, t.modality, &t.models, result, err);
+              replay_check_data(&t, err) &&
+              load_models(ctx, s, t.modality, t.replay, &t.models, result, err) &&
+              replay_prepare(&t, err);
     if (!ok)
         goto fail;
     build_jobs(&t);

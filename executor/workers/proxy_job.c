@@ -8,6 +8,9 @@
  * payload that only adds trailing label-only changes is re-scored from them
  * (proxy_nn_rescore) instead of recomputing distances.
  *
+ * A payload with "replay" instead of train/test (a replay model on a replay dataset,
+ * docs/runners.md "replay") is answered from the recorded fine-tune runs instead.
+ *
  * store(): one proxy_results row keyed by the job hash. */
 #include "executor/workers/proxy_job.h"
 
@@ -28,6 +31,7 @@
 #include "executor/workers/jobs.h"
 #include "executor/workers/proxies/proxy.h"
 #include "executor/workers/proxies/proxy_cuda.h"
+#include "executor/workers/runners/replay.h"
 #include "queue/queue.h"
 
 /* ---- proxy names and parameters ------------------------------------------------------- */
@@ -675,6 +679,116 @@ static int linear_on_device(const proxy_data *train, const proxy_data *test,
     return proxy_linear(train, test, opts, r, msg, size);
 }
 
+/* ---- replay: answers from recorded fine-tune runs ---------------------------------------- */
+
+/* The key of a replay payload's data in proxy_results (train_key and test_key): the records
+ * file's content and the task's name, so that the rows of one task group together. */
+static void replay_data_key(const json_t *replay, char hex[HASH_HEX_LEN + 1])
+{
+    json_t *k = json_pack("{s:O?, s:O?}", "records_digest", json_object_get(replay, "digest"),
+                          "train_dataset_name", json_object_get(replay, "train_dataset_name"));
+    json_hash(k, hex);
+    json_decref(k);
+}
+
+static bool is_hex64(const char *s)
+{
+    if (!s || strlen(s) != HASH_HEX_LEN)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+/* {"replay": {"records", "model_identifier", "train_dataset_name", "digest"}}: err = 1 −
+ * the recorded test_accuracy of the pair's chosen run (replay.h: the best run), whatever the
+ * proxy — the records hold fine-tunes, not proxy scores, and a replay ranking stands in for
+ * "fine-tune every model and compare". Every error is permanent: the file and the payload
+ * do not change by retrying. */
+static int run_replay(job_ctx *ctx, const json_t *payload, json_t *canon, json_t **result,
+                      char **err)
+{
+    double t0 = now_seconds();
+    const char *key;
+    const json_t *v;
+    json_object_foreach((json_t *)payload, key, v) {
+        if (strcmp(key, "proxy") && strcmp(key, "model_id") && strcmp(key, "replay")) {
+            *err = xasprintf("proxy payload: unknown key \"%s\" beside \"replay\" (known: "
+                             "proxy, model_id, replay)", key);
+            return -1;
+        }
+    }
+    const json_t *rp = json_object_get(payload, "replay");
+    if (!json_is_object(rp)) {
+        *err = xstrdup("proxy payload: \"replay\" must be an object");
+        return -1;
+    }
+    static const char *const keys[] = {"records", "model_identifier", "train_dataset_name",
+                                       "digest"};
+    json_object_foreach((json_t *)rp, key, v) {
+        bool known = false;
+        for (size_t i = 0; i < 4; i++)
+            known = known || strcmp(key, keys[i]) == 0;
+        if (!known) {
+            *err = xasprintf("proxy payload: unknown key \"%s\" in \"replay\" (known: records, "
+                             "model_identifier, train_dataset_name, digest)", key);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < 4; i++) {
+        const char *s = json_string_value(json_object_get(rp, keys[i]));
+        if (!s || !*s) {
+            *err = xasprintf("proxy payload: replay.%s must be a non-empty string", keys[i]);
+            return -1;
+        }
+    }
+    const char *path = json_string_value(json_object_get(rp, "records"));
+    const char *model = json_string_value(json_object_get(rp, "model_identifier"));
+    const char *task_name = json_string_value(json_object_get(rp, "train_dataset_name"));
+    const char *digest = json_string_value(json_object_get(rp, "digest"));
+    if (!is_hex64(digest)) {
+        *err = xstrdup("proxy payload: replay.digest must be 64 lower-case hex digits (the "
+                       "SHA-256 of the records file)");
+        return -1;
+    }
+    report(ctx, 0.0, "reading the recorded runs");
+    replay_records *recs = NULL;
+    if (replay_records_load(path, &recs, err) != 0)
+        return -1;
+    if (strcmp(recs->digest, digest) != 0) {
+        *err = xasprintf("records file %s changed since the query was planned (digest %.12s…, "
+                         "now %.12s…): run the query again", path, digest, recs->digest);
+        replay_records_free(recs);
+        return -1;
+    }
+    const replay_pair *p = replay_find(recs, model, task_name);
+    if (!p) {
+        *err = xasprintf("no recorded run of %s on %s", model, task_name);
+        replay_records_free(recs);
+        return -1;
+    }
+    json_t *details = json_pack("{s:f, s:f, s:I, s:I, s:s?}", "test_accuracy", p->test_accuracy,
+                                "elapsed_seconds", p->elapsed_seconds, "runs",
+                                (json_int_t)p->runs, "line", (json_int_t)p->line, "configs",
+                                p->configs);
+    json_t *res = json_object();
+    json_object_set_new(res, "err", json_real(1.0 - p->test_accuracy));
+    json_object_set_new(res, "raw_error", json_null());
+    json_object_set_new(res, "test_size", json_integer(0));
+    json_object_set_new(res, "train_size", json_integer(0));
+    json_object_set_new(res, "elapsed_seconds", json_real(p->elapsed_seconds));
+    json_object_set_new(res, "runs", json_integer((json_int_t)p->runs));
+    json_object_set_new(res, "seconds", json_real(now_seconds() - t0));
+    json_object_set_new(res, "device", json_string("replay"));
+    json_object_set(res, "proxy", canon);
+    json_object_set_new(res, "details", details);
+    replay_records_free(recs);
+    report(ctx, 1.0, "answered from the records");
+    *result = res;
+    return 0;
+}
+
 static int run_proxy(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
                      bool *permanent)
 {
@@ -717,6 +831,10 @@ static int run_proxy(job_ctx *ctx, const json_t *payload, json_t **result, char 
     int rc = -1;
     if (!json_is_integer(model_id)) {
         *err = xstrdup("proxy payload: \"model_id\" must be an integer");
+        goto out;
+    }
+    if (json_object_get(payload, "replay")) {
+        rc = run_replay(ctx, payload, canon, result, err);
         goto out;
     }
     if (!json_is_array(train_parts) || json_array_size(train_parts) == 0) {
@@ -882,8 +1000,14 @@ static int store_proxy(PGconn *conn, const job_ctx *ctx, const json_t *payload,
         snprintf(hash, sizeof hash, "%s", ctx->hash);
     else
         proxy_job_hash(payload, hash);
-    json_hash(json_object_get(payload, "train"), train_key);
-    json_hash(json_object_get(payload, "test"), test_key);
+    const json_t *replay = json_object_get(payload, "replay");
+    if (replay) {
+        replay_data_key(replay, train_key);
+        memcpy(test_key, train_key, sizeof test_key);
+    } else {
+        json_hash(json_object_get(payload, "train"), train_key);
+        json_hash(json_object_get(payload, "test"), test_key);
+    }
     char *params_text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     char model[32], errbuf[64], raw[32], size[32], job[32];
     snprintf(model, sizeof model, "%" JSON_INTEGER_FORMAT, json_integer_value(model_id));

@@ -5,7 +5,9 @@
 # rankings' shape, a 1-NN error checked against an independent brute-force 1-NN
 # (build/tests/itest_rank_nn, tests/integration/itest_rank_nn.c), the caches, answers
 # without WAIT, data and label-only mutations, TESTED ON BENCHMARK and its aggregate, the
-# errors, a failing job, NDJSON progress, SHOW/CANCEL JOB, and a worker killed with -9.
+# errors, a failing job, NDJSON progress, SHOW/CANCEL JOB, a worker killed with -9, and
+# replay models answered from recorded fine-tune runs (tests/fixtures/replay-records.csv,
+# scripts/replay-catalog.sh).
 #
 # The local worker is started through RANKQL_WORKER, a wrapper that adds --lease 6 to
 # rankql-worker's flags: everything else is rankqld's default worker, but the job of a
@@ -418,6 +420,89 @@ check_eq "13: ... with the undisturbed run's rows" "$(printf '%s' "$R13" | jq -c
 query "SELECT id, status, attempts FROM jobs WHERE attempts > 1;"
 jcheck "13: the killed worker's jobs ran again after their lease expired" \
   '(.rows | length) > 0 and ([.rows[] | .[1] == "done" and .[2] == 2] | all)'
+
+# ---- 14. replay models: answers from recorded fine-tune runs -------------------------------------
+section "case 14"
+# tests/fixtures/replay-records.csv, by hand: on dmlab org/alpha ran twice (best 0.40; 100 +
+# 50.5 s), org/beta once (0.55), org/gamma three times (best 0.35); org/delta ran only on
+# eurosat. The rule (docs/runners.md "replay"): the best run's accuracy, the time of all runs.
+REC=$SCRATCH/records.csv
+cp "$RANKQL_ROOT/tests/fixtures/replay-records.csv" "$REC"; chmod 644 "$REC"
+for m in alpha beta gamma delta; do
+  query "REGISTER MODEL \"r/$m\" (runner, modality, spec) VALUES ('replay', 'image', {records: '$REC', model_identifier: 'org/$m'});"
+  expect "14: replay model r/$m registers" 200
+done
+query "REGISTER DATASET \"r/dmlab\" (format, spec) VALUES ('replay', {records: '$REC', train_dataset_name: 'dmlab'});"
+expect "14: a replay dataset registers" 200
+query "SELECT size, num_classes FROM datasets WHERE name = 'r/dmlab';"
+jcheck "14: ... with size and num_classes NULL" '.rows == [[null, null]]'
+query "REGISTER MODEL \"r/x\" (runner, modality, spec) VALUES ('replay', 'image', {records: '$REC', model_identifier: 'org/nobody'});"
+expect "14: a model_identifier the records lack: 422" 422 validation_error
+jcheck "14: ... naming model_identifier" '.error.field == "model_identifier"'
+query "REGISTER MODEL \"r/x\" (runner, modality, spec) VALUES ('replay', 'image', {records: '$SCRATCH/none.csv', model_identifier: 'org/alpha'});"
+expect "14: a records file that does not exist: 422" 422 validation_error
+jcheck "14: ... naming records" '.error.field == "records"'
+printf 'model_identifier,train_dataset_name,elapsed_time\norg/alpha,dmlab,1\n' >"$SCRATCH/short.csv"
+query "REGISTER DATASET \"r/x\" (format, spec) VALUES ('replay', {records: '$SCRATCH/short.csv', train_dataset_name: 'dmlab'});"
+expect "14: a records file without test_accuracy: 422" 422 validation_error
+jcheck "14: ... naming records and the column" '.error.field == "records" and (.error.message | test("test_accuracy"))'
+query "REGISTER DATASET \"r/x\" (format, spec) VALUES ('replay', {records: '$REC', train_dataset_name: 'cifar100'});"
+expect "14: a train_dataset_name the records lack: 422" 422 validation_error
+jcheck "14: ... naming train_dataset_name" '.error.field == "train_dataset_name"'
+
+RQ="RANK name FROM models WHERE name LIKE 'r/%' TRAINED ON \"r/dmlab\" TESTED ON TASK \"r/dmlab\" BY \"nn\" WAIT;"
+query "$RQ" 60
+R14=$RESP
+expect "14: RANK … BY \"nn\" over replay models: 200" 200
+jcheck "14: the models in order of recorded accuracy, err = 1 - best test_accuracy" \
+  '[.rows[] | [.[1], (.[3] * 1e9 | round)]] == [["r/beta", 450000000], ["r/alpha", 600000000], ["r/gamma", 650000000]]'
+jcheck "14: acc = the recorded accuracy" '[.rows[] | (.[4] - (1 - .[3])) | fabs < 1e-12] | all'
+jcheck "14: no embed job, one proxy job per model" '.jobs.total == 4 and .jobs.submitted == 4 and .jobs.failed == 1'
+jcheck "14: the model without a record on dmlab shows in failures" \
+  '.failures == [{"model": "r/delta", "proxy": "nn", "error": "no recorded run of org/delta on dmlab"}] and .status == "partial"'
+query "SELECT result.elapsed_seconds, result.runs FROM jobs WHERE kind = 'proxy' AND status = 'done' ORDER BY id DESC LIMIT 3;"
+jcheck "14: the jobs' results carry the recorded cost and the number of runs" \
+  '([.rows[] | [.[0], .[1]]] | sort) == [[80, 3], [150.5, 2], [200, 1]]'
+query "$RQ" 60
+jcheck "14: the same ranking again: the three answers come from the cache" \
+  '.jobs.cached == 3 and ([.rows[][1]] == ["r/beta", "r/alpha", "r/gamma"]) and (.failures | length) == 1'
+check_eq "14: ... with the same rows" "$(printf '%s' "$R14" | jq -c .rows)" "$(jf .rows)"
+query "RANK name FROM models WHERE name IN ('r/alpha', 'r/beta', 'r/gamma') TRAINED ON \"r/dmlab\" TESTED ON TASK \"r/dmlab\" BY \"nn\" WAIT;" 60
+jcheck "14: without the unrecorded model it is fully cached" \
+  '.jobs.submitted == 0 and .jobs.cached == 3 and .status == "complete"'
+query "SELECT name FROM models WHERE name LIKE 'r/%' ORDER BY err TRAINED ON \"r/dmlab\" TESTED ON TASK \"r/dmlab\" CLASSIFIED BY [\"linear\"] WAIT;" 60
+jcheck "14: every proxy gets the recorded fine-tune accuracy" \
+  "[.rows[] | [.[1], .[3]]] == $(printf '%s' "$R14" | jq -c '[.rows[] | [.[1], .[3]]]')"
+query "SELECT name FROM models WHERE name LIKE 'r/%' OR name = 't/raw' ORDER BY err TRAINED ON \"r/dmlab\" TESTED ON TASK \"r/dmlab\" WAIT;" 60
+jcheck "14: a builtin model on replay data is skipped with a notice" \
+  '([.notices[] | test("1 model skipped: runner builtin cannot answer on replay datasets")] | any) and (.rows | length) == 3'
+query "SELECT name FROM models WHERE name LIKE 'r/%' OR name = 't/raw' ORDER BY err TRAINED ON \"tr\" TESTED ON TASK \"te\" WAIT;" 60
+jcheck "14: replay models on file data are skipped with a notice" \
+  '([.notices[] | test("4 models skipped: runner replay")] | any) and [.rows[][1]] == ["t/raw"]'
+query "SELECT name FROM models WHERE name LIKE 'r/%' ORDER BY err TRAINED ON \"r/dmlab\" TESTED ON TASK \"te\" WAIT;"
+expect "14: a replay dataset mixed with a file dataset: 400" 400 semantic_error
+query "SELECT name FROM models WHERE name LIKE 'r/%' ORDER BY err TRAINED ON \"r/dmlab\"[0:10] TESTED ON TASK \"r/dmlab\" WAIT;"
+expect "14: a slice of a replay dataset: 400" 400 semantic_error
+
+# The loader: a catalogue for every model and dataset of a records file, loaded with the shell.
+"$RANKQL_ROOT/scripts/replay-catalog.sh" --prefix rc/ "$REC" >"$SCRATCH/replay.rql"; rc=$?
+check_eq "14: scripts/replay-catalog.sh writes a catalogue (4 models, 2 datasets)" "0 6" \
+  "$rc $(grep -c '^REGISTER' "$SCRATCH/replay.rql")"
+out=$(timeout 60 "$SHELL_BIN" -H "127.0.0.1:$PORT" --on-error-stop -f "$SCRATCH/replay.rql" 2>&1); rc=$?
+check_eq "14: ... which loads with the rankql shell" 0 "$rc"
+[ "$rc" = 0 ] || printf '%s\n' "$out" | sed 's/^/#   /'
+query "RANK name FROM models WHERE name LIKE 'rc/%' TRAINED ON \"rc/dmlab\" TESTED ON TASK \"rc/dmlab\" BY \"nn\" WAIT;" 60
+jcheck "14: ... and ranks like the hand-registered models" \
+  "[.rows[] | [.[1][7:], .[3]]] == $(printf '%s' "$R14" | jq -c '[.rows[] | [.[1][2:], .[3]]]') and [.failures[].model] == [\"rc/org/delta\"]"
+query "RANK name FROM models WHERE name LIKE 'rc/%' TRAINED ON \"rc/eurosat\" TESTED ON TASK \"rc/eurosat\" BY \"nn\" WAIT;" 60
+jcheck "14: ... on its other task too" \
+  '[.rows[] | [.[1], (.[3] * 1e9 | round)]] == [["rc/org/beta", 100000000], ["rc/org/delta", 200000000]]'
+
+# A changed records file changes the digest: the answers are computed again.
+printf '9,109,org/alpha,HuggingFace,5,dmlab,25,{},0.7\n' >>"$REC"
+query "$RQ" 60
+jcheck "14: after the records file changed, its jobs run again with the new runs" \
+  '.jobs.cached == 0 and [.rows[] | [.[1], (.[3] * 1e9 | round)]][0] == ["r/alpha", 300000000]'
 
 # ---- shutdown ------------------------------------------------------------------------------------
 section shutdown
