@@ -1567,7 +1567,8 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     for (size_t i = 0; i < t.jobs.n; i++)
         cached += t.jobs.items[i].cached;
     free(needed);
-    long submitted = submit_jobs(ctx, &t.jobs, err);
+    /* A dry run only looks: what is known, and how much work is left. */
+    long submitted = ctx->dry ? 0 : submit_jobs(ctx, &t.jobs, err);
     if (submitted < 0)
         goto fail;
     double waited = 0;
@@ -1594,7 +1595,7 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
         if (!counted)
             goto fail;
     }
-    long remaining = c.queued + c.running;
+    long remaining = ctx->dry ? total - cached : c.queued + c.running;
     json_object_set_new(result, "jobs",
                         json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)total,
                                   "cached", (json_int_t)cached, "submitted",
@@ -1602,17 +1603,25 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
                                   "failed", (json_int_t)c.failed));
     json_object_set_new(result, "remaining_jobs", json_integer(remaining));
     json_object_set_new(result, "status",
-                        json_string(remaining ? "running" : c.failed ? "partial" : "complete"));
+                        json_string(remaining && ctx->dry ? "dry"
+                                    : remaining             ? "running"
+                                    : c.failed              ? "partial"
+                                                            : "complete"));
     if (s->wait && submitted > 0)
         json_object_set_new(result, "wait_seconds", json_real(waited));
     if (t.models.n == 0)
         result_notice(result, "no model matched the query");
-    else if (submitted == 0)
+    else if (submitted == 0 && remaining == 0)
         result_notice(result, "all %ld results came from the caches: no job ran", total);
-    else if (s->wait && remaining == 0)
+    else if (s->wait && remaining == 0 && submitted < total)
         result_notice(result, "%ld of %ld jobs ran (%.1f s); the other %ld came from the caches",
                       submitted, total, waited, total - submitted);
-    if (remaining && end == WAIT_TIMEOUT)
+    else if (s->wait && remaining == 0)
+        result_notice(result, "%ld jobs ran (%.1f s)", submitted, waited);
+    if (remaining && ctx->dry)
+        result_notice(result, "dry run: %ld job%s would run; nothing was submitted", remaining,
+                      remaining == 1 ? "" : "s");
+    else if (remaining && end == WAIT_TIMEOUT)
         result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the query "
                               "again to collect them",
                       waited, remaining);

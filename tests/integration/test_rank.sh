@@ -220,6 +220,15 @@ jcheck "3: lost feature files are embedded again instead of failing the proxies"
 # ---- 4. without WAIT ----------------------------------------------------------------------------
 section "case 4"
 Q4=$(rank_q '"tr"[0:1500]' '"te"[0:400]' '"Euclidean NN"' '')
+# A dry run ("dry": true, SHiFT's) only looks: nothing is submitted.
+jobs_before=$(query "SELECT id FROM jobs;"; jf .row_count)
+jq -n --arg q "$Q4" '{query: $q, dry: true}' >"$SCRATCH/body.json"
+STATUS=$(curl -s -o "$SCRATCH/resp" -w '%{http_code}' --max-time 10 "${JSON[@]}" \
+  --data-binary "@$SCRATCH/body.json" "$BASE/v1/query" 2>/dev/null) || true
+RESP=$(cat "$SCRATCH/resp" 2>/dev/null)
+jcheck "4: a dry run says what remains and submits nothing" \
+  '.status == "dry" and .remaining_jobs > 0 and .jobs.submitted == 0 and (.rows | length) == 0'
+check_eq "4: ... no job row was made" "$jobs_before" "$(query "SELECT id FROM jobs;"; jf .row_count)"
 t0=$(date +%s.%N)
 query "$Q4" 10
 t1=$(date +%s.%N)
