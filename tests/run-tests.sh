@@ -4,7 +4,8 @@
 #   unit         build/tests/test_*        (cmocka)
 #   sanitizer    build-san/tests/test_*    (the same unit tests under ASan/UBSan)
 #   fuzz smoke   tests/fuzz/run-fuzz.sh    (libFuzzer, a few seconds per target)
-#   integration  tests/integration/*.sh    (real rankqld, real PostgreSQL; print "ok - …" / "not ok - …")
+#   integration  tests/integration/*.sh    (real rankqld, real PostgreSQL; print "ok - …" / "not ok - …"),
+#                and test_rank.sh again on build-san/bin
 #
 # RANKQL_TEST_ONLY=unit|san|fuzz|integration runs one group.
 set -u
@@ -54,6 +55,11 @@ if [ -z "$only" ] || [ "$only" = fuzz ]; then
 fi
 if [ -z "$only" ] || [ "$only" = integration ]; then
   for s in tests/integration/test_*.sh; do [ -f "$s" ] && run_script integration "$s"; done
+  # Task-aware ranking end to end once more on the ASan/UBSan build (server, worker, shell):
+  # a sanitizer report makes rankqld's exit status, and so a check, fail.
+  if [ -x build-san/bin/rankqld ] && [ -x build-san/bin/rankql-worker ]; then
+    RANKQL_BIN=$PWD/build-san/bin run_script integration-san tests/integration/test_rank.sh
+  fi
 fi
 
 if [ ${#failed_names[@]} -gt 0 ]; then
