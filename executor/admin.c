@@ -251,6 +251,12 @@ json_t *exec_purge(exec_ctx *ctx, const ast_purge *p, exec_error *err)
         return NULL;
     }
     json_array_append_new(rows, json_pack("[s,I]", "jobs (finished)", (json_int_t)count));
+    /* Rankings whose jobs are all gone have nothing left to CANCEL QUERY. */
+    if (exec_cmd(ctx, "DELETE FROM queries q WHERE NOT EXISTS "
+                      "(SELECT 1 FROM query_jobs j WHERE j.query_id = q.id)", 0, NULL, err) < 0) {
+        json_decref(rows);
+        return NULL;
+    }
     json_t *result = result_new("PURGE");
     result_set(result, json_pack("[s,s]", "table", "deleted"), rows);
     result_notice(result, "caches emptied; the catalog (models, datasets), unfinished jobs and "

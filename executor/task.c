@@ -963,6 +963,33 @@ static char *submitted_ids(const job_set *s)
     return strbuf_detach(&sb);
 }
 
+/* Records the jobs this query submitted (or shared) under a new query id, for CANCEL QUERY.
+ * Returns the id (caller frees), or NULL with *err. */
+static char *record_query(exec_ctx *ctx, const job_set *s, exec_error *err)
+{
+    char *ids = submitted_ids(s);
+    const char *session = ctx->session_id && text_is_uuid(ctx->session_id) ? ctx->session_id
+                                                                             : NULL;
+    const char *params[] = {session, ids};
+    PGresult *res = exec_sql(ctx,
+                             "WITH q AS (INSERT INTO queries (session_id) "
+                             "  SELECT s.id FROM (SELECT $1::uuid AS id) v "
+                             "  LEFT JOIN sessions s ON s.id = v.id RETURNING id), "
+                             "j AS (INSERT INTO query_jobs (query_id, job_id) "
+                             "  SELECT q.id, u FROM q, unnest($2::bigint[]) AS u "
+                             "  ON CONFLICT DO NOTHING) "
+                             "SELECT id FROM q",
+                             2, params, err);
+    free(ids);
+    if (!res)
+        return NULL;
+    char *id = PQntuples(res) == 1 ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    if (!id)
+        exec_fail(err, 500, "internal_error", no_pos, "the query could not be recorded");
+    return id;
+}
+
 static bool count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *err)
 {
     const char *params[] = {ids};
@@ -998,7 +1025,8 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void report_progress(exec_ctx *ctx, const job_counts *c, double elapsed)
+static void report_progress(exec_ctx *ctx, const job_counts *c, const char *query_id,
+                            double elapsed)
 {
     if (!ctx->on_progress)
         return;
@@ -1014,6 +1042,8 @@ static void report_progress(exec_ctx *ctx, const job_counts *c, double elapsed)
                            "jobs_running", (json_int_t)c->running, "jobs_failed",
                            (json_int_t)c->failed, "fraction", fraction, "elapsed_seconds",
                            elapsed, "eta_seconds", eta);
+    if (query_id) /* so a client can CANCEL QUERY what it stops waiting for */
+        json_object_set_new(ev, "query_id", json_string(query_id));
     ctx->on_progress(ctx->progress_arg, ev);
     json_decref(ev);
 }
@@ -1038,7 +1068,8 @@ static void wait_notify(PGconn *conn, double timeout)
 
 typedef enum wait_end { WAIT_DONE, WAIT_TIMEOUT, WAIT_CANCELLED, WAIT_ERROR } wait_end;
 
-static wait_end wait_for_jobs(exec_ctx *ctx, const job_set *s, exec_error *err, double *elapsed)
+static wait_end wait_for_jobs(exec_ctx *ctx, const job_set *s, const char *query_id,
+                              exec_error *err, double *elapsed)
 {
     char *ids = submitted_ids(s);
     double start = now_seconds();
@@ -1050,7 +1081,7 @@ static wait_end wait_for_jobs(exec_ctx *ctx, const job_set *s, exec_error *err, 
         if (!count_jobs(ctx, ids, &c, err))
             break;
         *elapsed = now_seconds() - start;
-        report_progress(ctx, &c, *elapsed);
+        report_progress(ctx, &c, query_id, *elapsed);
         if (c.queued == 0 && c.running == 0) {
             end = WAIT_DONE;
             break;
@@ -1538,6 +1569,7 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     task t = {.s = s};
     json_t *result = result_new(s->is_rank ? "RANK" : "SELECT");
     cell_value *values = NULL;
+    char *query_id = NULL;    /* once jobs were submitted */
     bool ok = check_clauses(s, err) && order_spec(s, &t.sort, err) &&
               choose_proxies(&t, result, err) &&
               resolve_parts(ctx, s->trained_on, &t.train, &t.modality, err) &&
@@ -1571,15 +1603,21 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     long submitted = ctx->dry ? 0 : submit_jobs(ctx, &t.jobs, err);
     if (submitted < 0)
         goto fail;
+    if (submitted > 0 && !(query_id = record_query(ctx, &t.jobs, err)))
+        goto fail;
+    if (query_id)
+        json_object_set_new(result, "query_id", json_string(query_id));
     double waited = 0;
     wait_end end = WAIT_DONE;
     if (s->wait && submitted > 0) {
-        end = wait_for_jobs(ctx, &t.jobs, err, &waited);
+        end = wait_for_jobs(ctx, &t.jobs, query_id, err, &waited);
         if (end == WAIT_ERROR)
             goto fail;
         if (end == WAIT_CANCELLED) {
             exec_fail(err, 499, "cancelled", s->h.pos,
-                      "the WAIT was cancelled; its jobs keep running (SHOW JOBS)");
+                      "the WAIT was cancelled; its jobs keep running (CANCEL QUERY '%s' "
+                      "cancels them)",
+                      query_id);
             goto fail;
         }
     }
@@ -1628,17 +1666,19 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     else if (remaining)
         result_notice(result,
                       "%ld job%s still running: these are the known results; run the query again, "
-                      "or add WAIT, for the rest",
-                      remaining, remaining == 1 ? " is" : "s are");
+                      "or add WAIT, for the rest (CANCEL QUERY '%s' cancels them)",
+                      remaining, remaining == 1 ? " is" : "s are", query_id ? query_id : "?");
     for (size_t i = 0; values && i < t.ncells; i++)
         free(values[i].error);
     free(values);
+    free(query_id);
     task_free(&t);
     return result;
 fail:
     for (size_t i = 0; values && i < t.ncells; i++)
         free(values[i].error);
     free(values);
+    free(query_id);
     task_free(&t);
     json_decref(result);
     return NULL;

@@ -928,7 +928,8 @@ static void misc_tests(const char *s)
     check(strstr(e.message, "not implemented yet") != NULL, "501: the message says what is missing (%s)", e.message);
     expect_error(s, "SELECT vec FROM rd WHERE probe = tv;", 501, "not_implemented", NULL, "501: SELECT vec … WHERE probe");
     expect_error(s, "CANCEL JOB 999999;", 404, "not_found", NULL, "CANCEL JOB: an unknown job is 404");
-    expect_error(s, "CANCEL QUERY 'q1';", 501, "not_implemented", NULL, "501: CANCEL QUERY");
+    expect_error(s, "CANCEL QUERY 'q1';", 400, "semantic_error", NULL, "CANCEL QUERY: an id that is not a uuid is 400");
+    expect_error(s, "CANCEL QUERY '6f1c2a0e-3b7d-4c55-9a43-2d3f0b9e8a11';", 404, "not_found", NULL, "CANCEL QUERY: an unknown query is 404");
 
     e = expect_error(s, "SELECT name\nFROM models WHERE num_params LIKE 3;", 400, "semantic_error", NULL, "type: num_params LIKE 3");
     check(e.line == 2 && e.col == 19, "type: the error has the position of num_params (%d:%d)", e.line, e.col);

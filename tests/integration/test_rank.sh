@@ -385,6 +385,21 @@ jcheck "12: the query with WAIT re-submits it and completes" \
   ".status == \"complete\" and .jobs.submitted >= 1 and (.rows | length) == $NMODELS and .rankings[0].pending == 0"
 query "SELECT status FROM jobs WHERE id = ${victim:-0};"
 check_eq "12: the cancelled job ran again (same row)" "done" "$(jf '.rows[0][0]')"
+# CANCEL QUERY: a ranking that submits work answers with its query_id.
+QCQ=$(rank_q '"big"' '"te2"' '"Cosine NN"' '')
+query "$QCQ" 10
+qid=$(jf '.query_id // empty')
+jcheck "12: a ranking that submits jobs names its query_id" '(.query_id | test("^[0-9a-f-]{36}$")) and .remaining_jobs > 0'
+query "CANCEL QUERY '${qid:-none}';"
+expect "12: CANCEL QUERY: 200" 200
+jcheck "12: ... it cancels the query's unfinished jobs" '.cancelled_jobs > 0'
+query "SELECT id FROM jobs WHERE status IN ('queued', 'running');"
+check_eq "12: ... none of them is left queued or running" "0" "$(jf .row_count)"
+query "CANCEL QUERY '${qid:-none}';"
+jcheck "12: cancelling it again cancels nothing" '.cancelled_jobs == 0'
+query "${QCQ%;} WAIT;" 90
+jcheck "12: the query with WAIT submits them again and completes" \
+  ".status == \"complete\" and (.rows | length) == $NMODELS"
 
 # ---- 13. kill -9 of the worker while a job runs --------------------------------------------------
 section "case 13"
