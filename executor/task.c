@@ -19,15 +19,12 @@
 #include "common/hash.h"
 #include "common/util.h"
 #include "executor/internal.h"
+#include "executor/task.h"
 #include "executor/workers/embed/embed.h"
 #include "executor/workers/featstore.h"
 #include "executor/workers/proxy_job.h"
 #include "executor/workers/runners/replay.h"
 #include "queue/queue.h"
-
-enum { EMBED_PRIORITY = 0, PROXY_PRIORITY = 10 };
-
-static const ast_pos no_pos = {0, 0, 0};
 
 /* ---- is it task-aware? ---------------------------------------------------------------- */
 
@@ -177,359 +174,6 @@ static bool proxy_from_call(const ast_call *call, proxy_choice *out, exec_error 
         strbuf_putc(&sb, ')');
     }
     out->label = strbuf_detach(&sb);
-    return true;
-}
-
-/* ---- datasets ------------------------------------------------------------------------- */
-
-/* A registered dataset as jobs name it (docs/jobs.md), with the slice resolved. */
-typedef struct dataset_use {
-    json_t *obj;            /* {"id","name","format","location","spec","digest","start","stop"} */
-    bool labels_only;
-    bool replay;            /* format replay: obj's spec names {records, train_dataset_name} */
-    int64_t size;           /* examples in the slice; -1 unknown */
-} dataset_use;
-
-static bool is_file_format(const char *f)
-{
-    static const char *const formats[] = {"idx", "csv", "npy", "npz", "imagefolder", "text", NULL};
-    for (size_t i = 0; formats[i]; i++)
-        if (strcmp(formats[i], f) == 0)
-            return true;
-    return false;
-}
-
-static const char dataset_columns[] =
-    "SELECT id, name, format, location, spec, digest, slice_start, slice_stop, size, modality "
-    "FROM datasets ";
-
-static int64_t opt_int(const PGresult *res, int r, int c)
-{
-    return PQgetisnull(res, r, c) ? -1 : strtoll(PQgetvalue(res, r, c), NULL, 10);
-}
-
-/* One row of dataset_columns → a dataset_use with the query's slice on top of the
- * registered one. */
-static bool dataset_from_row(const PGresult *res, int r, const ast_dataset_ref *ref,
-                             dataset_use *out, char **modality, exec_error *err)
-{
-    const char *name = PQgetvalue(res, r, 1), *format = PQgetvalue(res, r, 2);
-    ast_pos pos = ref ? ref->h.pos : no_pos;
-    if (strcmp(format, "replay") == 0) {
-        /* A task of the recorded fine-tune runs (docs/runners.md "replay"): no rows to slice
-         * or change, only replay models rank on it. */
-        if (ref && (ref->has_slice || ref->changes))
-            return exec_failb(err, 400, "semantic_error", pos,
-                              "\"%s\" is a replay dataset (a task of recorded fine-tune runs): "
-                              "it has no rows to slice or CHANGE", name);
-        json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
-        if (!json_is_string(json_object_get(spec, "records")) ||
-            !json_is_string(json_object_get(spec, "train_dataset_name"))) {
-            json_decref(spec);
-            return exec_failb(err, 422, "validation_error", pos,
-                              "replay dataset \"%s\" lacks spec.records or "
-                              "spec.train_dataset_name: REGISTER it again", name);
-        }
-        out->labels_only = false;
-        out->replay = true;
-        out->size = -1;
-        out->obj = json_pack("{s:I, s:s, s:s, s:o}", "id",
-                             (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "name", name,
-                             "format", format, "spec", spec);
-        if (modality && !PQgetisnull(res, r, 9) && !*modality)
-            *modality = xstrdup(PQgetvalue(res, r, 9));
-        return true;
-    }
-    if (!is_file_format(format))
-        return exec_failb(err, 422, "validation_error", pos,
-                          "dataset \"%s\" has format %s, a catalogue entry rankql cannot read; "
-                          "register a file (idx, csv, npy, npz, imagefolder, text) to rank on it",
-                          name, format);
-    json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
-    if (!spec)
-        spec = json_object();
-    int64_t reg_start = opt_int(res, r, 6), reg_stop = opt_int(res, r, 7);
-    json_t *slice = json_object_get(spec, "slice");
-    if (json_is_object(slice)) { /* a slice kept in the spec counts like the columns */
-        if (reg_start < 0 && json_is_integer(json_object_get(slice, "start")))
-            reg_start = json_integer_value(json_object_get(slice, "start"));
-        if (reg_stop < 0 && json_is_integer(json_object_get(slice, "stop")))
-            reg_stop = json_integer_value(json_object_get(slice, "stop"));
-    }
-    json_object_del(spec, "slice");
-    /* SHiFT-style catalogue keys that REGISTER keeps but the readers do not take (the
-     * same ones REGISTER leaves out when it reads the file). */
-    json_object_del(spec, "split");
-    json_object_del(spec, "images_path");
-    json_object_del(spec, "numpy_path");
-    int64_t size = opt_int(res, r, 8);
-    int64_t start = reg_start < 0 ? 0 : reg_start, stop = reg_stop;
-    if (ref && ref->has_slice) {
-        if (ref->has_slice_start)
-            start += ref->slice_start;
-        if (ref->has_slice_stop) {
-            int64_t q = (reg_start < 0 ? 0 : reg_start) + ref->slice_stop;
-            stop = stop < 0 || q < stop ? q : stop;
-        }
-        if (ref->has_slice_start && size >= 0 && ref->slice_start > size) {
-            json_decref(spec);
-            return exec_failb(err, 400, "semantic_error", pos,
-                              "slice [%lld:…] of \"%s\" starts past its %lld examples",
-                              (long long)ref->slice_start, name, (long long)size);
-        }
-        if (size >= 0) {
-            int64_t a = ref->has_slice_start ? ref->slice_start : 0;
-            int64_t b = ref->has_slice_stop && ref->slice_stop < size ? ref->slice_stop : size;
-            size = b > a ? b - a : 0;
-        }
-        /* An empty slice would only submit jobs that fail ("no rows", a PCA that cannot be
-         * fitted): say so before any job runs. */
-        if (size == 0 || (stop >= 0 && stop <= start)) {
-            json_decref(spec);
-            return exec_failb(err, 400, "semantic_error", pos,
-                              "slice of \"%s\" holds no examples: give a slice [a:b] with a < b",
-                              name);
-        }
-    }
-    out->labels_only = json_is_true(json_object_get(spec, "labels_only"));
-    out->replay = false;
-    out->size = size;
-    out->obj = json_pack("{s:I, s:s, s:s, s:s?, s:o, s:s?, s:I, s:o}", "id",
-                         (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "name", name,
-                         "format", format, "location",
-                         PQgetisnull(res, r, 3) ? NULL : PQgetvalue(res, r, 3), "spec", spec,
-                         "digest", PQgetisnull(res, r, 5) ? NULL : PQgetvalue(res, r, 5),
-                         "start", (json_int_t)start, "stop",
-                         stop < 0 ? json_null() : json_integer(stop));
-    if (modality && !PQgetisnull(res, r, 9) && !*modality)
-        *modality = xstrdup(PQgetvalue(res, r, 9));
-    return true;
-}
-
-typedef struct dataset_list {
-    size_t n, cap;
-    dataset_use *items;
-} dataset_list;
-
-static void dataset_list_add(dataset_list *l, dataset_use u)
-{
-    if (l->n == l->cap) {
-        l->cap = l->cap ? 2 * l->cap : 4;
-        l->items = xrealloc(l->items, l->cap * sizeof *l->items);
-    }
-    l->items[l->n++] = u;
-}
-
-static void dataset_list_free(dataset_list *l)
-{
-    for (size_t i = 0; i < l->n; i++)
-        json_decref(l->items[i].obj);
-    free(l->items);
-    memset(l, 0, sizeof *l);
-}
-
-/* A name in TRAINED ON / TESTED ON: a registered dataset, or a session variable holding
- * datasets (all of them, in its order). */
-static bool resolve_dataset(exec_ctx *ctx, const ast_dataset_ref *ref, dataset_list *out,
-                            char **modality, exec_error *err)
-{
-    const char *name = ref->name.text;
-    const char *params[] = {name};
-    PGresult *res = exec_sql(ctx, "SELECT id, name, format, location, spec, digest, slice_start, "
-                                  "slice_stop, size, modality FROM datasets WHERE name = $1",
-                             1, params, err);
-    if (!res)
-        return false;
-    if (PQntuples(res) == 1) {
-        dataset_use u;
-        bool ok = dataset_from_row(res, 0, ref, &u, modality, err);
-        PQclear(res);
-        if (ok)
-            dataset_list_add(out, u);
-        return ok;
-    }
-    PQclear(res);
-    bool failed;
-    json_t *var = var_fetch(ctx, name, err, &failed);
-    if (failed)
-        return false;
-    const char *table = json_string_value(json_object_get(var, "table"));
-    if (!var || !table || (strcmp(table, "datasets") != 0 && strcmp(table, "readers") != 0)) {
-        json_decref(var);
-        return exec_failb(err, 404, "not_found", ref->h.pos,
-                          "no dataset named \"%s\" (REGISTER DATASET it, or DECLARE a variable "
-                          "of datasets)",
-                          name);
-    }
-    if (ref->changes || ref->has_slice) {
-        json_decref(var);
-        return exec_failb(err, 400, "semantic_error", ref->h.pos,
-                          "\"%s\" is a variable of several datasets: slices and CHANGE apply to "
-                          "one dataset",
-                          name);
-    }
-    char *ids = json_dumps(json_object_get(var, "ids"), JSON_COMPACT);
-    json_decref(var);
-    const char *p2[] = {ids};
-    char *sql = xasprintf("%sWHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
-                          "ORDER BY array_position(translate($1, '[]', '{}')::bigint[], id)",
-                          dataset_columns);
-    res = exec_sql(ctx, sql, 1, p2, err);
-    free(sql);
-    free(ids);
-    if (!res)
-        return false;
-    bool ok = PQntuples(res) > 0 ||
-              exec_failb(err, 404, "not_found", ref->h.pos,
-                         "variable \"%s\" holds no datasets that still exist", name);
-    for (int r = 0; ok && r < PQntuples(res); r++) {
-        dataset_use u;
-        ok = dataset_from_row(res, r, NULL, &u, modality, err);
-        if (ok)
-            dataset_list_add(out, u);
-    }
-    PQclear(res);
-    return ok;
-}
-
-/* ---- parts: a dataset with its mutations ---------------------------------------------- */
-
-typedef struct change_use {
-    dataset_use target;
-    json_t *base, *other;   /* arrays of indices */
-} change_use;
-
-typedef struct part {
-    dataset_use data;
-    size_t nchanges;
-    change_use *changes;
-} part;
-
-typedef struct part_list {
-    size_t n, cap;
-    part *items;
-} part_list;
-
-static void part_list_free(part_list *l)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        json_decref(l->items[i].data.obj);
-        for (size_t c = 0; c < l->items[i].nchanges; c++) {
-            json_decref(l->items[i].changes[c].target.obj);
-            json_decref(l->items[i].changes[c].base);
-            json_decref(l->items[i].changes[c].other);
-        }
-        free(l->items[i].changes);
-    }
-    free(l->items);
-    memset(l, 0, sizeof *l);
-}
-
-static json_t *index_array(const ast_int_list *l)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < l->n; i++)
-        json_array_append_new(a, json_integer(l->v[i]));
-    return a;
-}
-
-static bool check_indices(const ast_int_list *l, const char *what, exec_error *err)
-{
-    for (size_t i = 0; i < l->n; i++) {
-        if (l->v[i] < 0)
-            return exec_failb(err, 400, "semantic_error", l->pos,
-                              "CHANGE %s indices must be non-negative (found %lld)", what,
-                              (long long)l->v[i]);
-        if (i > 0 && l->v[i] <= l->v[i - 1])
-            return exec_failb(err, 400, "semantic_error", l->pos,
-                              "CHANGE %s indices must be strictly increasing (%lld after %lld)",
-                              what, (long long)l->v[i], (long long)l->v[i - 1]);
-    }
-    return true;
-}
-
-static bool resolve_changes(exec_ctx *ctx, const ast_dataset_ref *ref, part *p, exec_error *err)
-{
-    for (size_t i = 0; ref->changes && i < ref->changes->n; i++) {
-        const ast_change *c = (const ast_change *)ref->changes->items[i];
-        const ast_int_list *other = c->has_target_indices ? &c->target_indices : &c->base_indices;
-        if (!check_indices(&c->base_indices, "base", err) || !check_indices(other, "target", err))
-            return false;
-        if (other->n != c->base_indices.n)
-            return exec_failb(err, 400, "semantic_error", c->h.pos,
-                              "CHANGE lists %zu base indices but %zu target indices",
-                              c->base_indices.n, other->n);
-        for (size_t k = 0; p->data.size >= 0 && k < c->base_indices.n; k++)
-            if (c->base_indices.v[k] >= p->data.size)
-                return exec_failb(err, 400, "semantic_error", c->base_indices.pos,
-                                  "CHANGE index %lld is past the %lld examples of \"%s\"",
-                                  (long long)c->base_indices.v[k], (long long)p->data.size,
-                                  ref->name.text);
-        dataset_list target = {0};
-        if (!resolve_dataset(ctx, c->target, &target, NULL, err)) {
-            dataset_list_free(&target);
-            return false;
-        }
-        if (target.n != 1) {
-            dataset_list_free(&target);
-            return exec_failb(err, 400, "semantic_error", c->target->h.pos,
-                              "a CHANGE target must be one dataset");
-        }
-        if (target.items[0].replay || p->data.replay) {
-            dataset_list_free(&target);
-            return exec_failb(err, 400, "semantic_error", c->target->h.pos,
-                              "CHANGE works on rows: a replay dataset (recorded fine-tune runs) "
-                              "has none");
-        }
-        /* The target's indices too, against its size: an index past it would only fail
-         * the proxy jobs once they run. */
-        for (size_t k = 0; target.items[0].size >= 0 && k < other->n; k++)
-            if (other->v[k] >= target.items[0].size) {
-                int64_t size = target.items[0].size;
-                dataset_list_free(&target);
-                return exec_failb(err, 400, "semantic_error", other->pos,
-                                  "CHANGE target index %lld is past the %lld examples of \"%s\"",
-                                  (long long)other->v[k], (long long)size, c->target->name.text);
-            }
-        p->changes = xrealloc(p->changes, (p->nchanges + 1) * sizeof *p->changes);
-        p->changes[p->nchanges++] = (change_use){target.items[0], index_array(&c->base_indices),
-                                                 index_array(other)};
-        free(target.items);
-    }
-    return true;
-}
-
-static bool resolve_parts(exec_ctx *ctx, const ast_list *refs, part_list *out, char **modality,
-                          exec_error *err)
-{
-    for (size_t i = 0; refs && i < refs->n; i++) {
-        const ast_dataset_ref *ref = (const ast_dataset_ref *)refs->items[i];
-        dataset_list l = {0};
-        if (!resolve_dataset(ctx, ref, &l, modality, err)) {
-            dataset_list_free(&l);
-            return false;
-        }
-        for (size_t k = 0; k < l.n; k++) {
-            if (out->n == out->cap) {
-                out->cap = out->cap ? 2 * out->cap : 4;
-                out->items = xrealloc(out->items, out->cap * sizeof *out->items);
-            }
-            part *p = &out->items[out->n++];
-            memset(p, 0, sizeof *p);
-            p->data = l.items[k];
-            if (p->data.labels_only) {
-                free(l.items);
-                return exec_failb(err, 400, "semantic_error", ref->h.pos,
-                                  "dataset \"%s\" holds only labels: use it as a CHANGE target",
-                                  ref->name.text);
-            }
-            if (k == 0 && !resolve_changes(ctx, ref, p, err)) {
-                free(l.items);
-                return false;
-            }
-        }
-        free(l.items);
-    }
     return true;
 }
 
@@ -709,71 +353,13 @@ static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_mod
     return ok;
 }
 
-/* ---- jobs ----------------------------------------------------------------------------- */
-
-/* The distinct jobs of one query, in submission order. */
-typedef struct job_ref {
-    char hash[HASH_HEX_LEN + 1];
-    const char *kind;
-    json_t *payload;
-    size_t *deps;           /* indices of embed jobs this one waits for */
-    size_t ndeps;
-    bool cached;            /* its result exists */
-    int64_t id;             /* once submitted */
-} job_ref;
-
-typedef struct job_set {
-    size_t n, cap;
-    job_ref *items;
-} job_set;
-
-static void job_set_free(job_set *s)
-{
-    for (size_t i = 0; i < s->n; i++) {
-        json_decref(s->items[i].payload);
-        free(s->items[i].deps);
-    }
-    free(s->items);
-    memset(s, 0, sizeof *s);
-}
-
-/* Adds a job (or finds it); returns its index. Steals payload. */
-static size_t job_set_add(job_set *s, const char *kind, json_t *payload)
-{
-    char hash[HASH_HEX_LEN + 1];
-    queue_job_hash(kind, payload, hash);
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->items[i].hash, hash) == 0) {
-            json_decref(payload);
-            return i;
-        }
-    if (s->n == s->cap) {
-        s->cap = s->cap ? 2 * s->cap : 16;
-        s->items = xrealloc(s->items, s->cap * sizeof *s->items);
-    }
-    job_ref *j = &s->items[s->n];
-    memset(j, 0, sizeof *j);
-    memcpy(j->hash, hash, sizeof hash);
-    j->kind = kind;
-    j->payload = payload;
-    return s->n++;
-}
-
-static void job_add_dep(job_set *s, size_t job, size_t dep)
-{
-    job_ref *j = &s->items[job];
-    for (size_t i = 0; i < j->ndeps; i++)
-        if (j->deps[i] == dep)
-            return;
-    j->deps = xrealloc(j->deps, (j->ndeps + 1) * sizeof *j->deps);
-    j->deps[j->ndeps++] = dep;
-}
+/* ---- the job DAG of a query ---------------------------------------------------------- */
 
 static size_t embed_job(job_set *s, const model_use *m, const dataset_use *d, const json_t *fit)
 {
     json_t *payload = json_pack("{s:O, s:O, s:O}", "model", m->obj, "dataset", d->obj, "fit",
                                 m->needs_fit && fit ? fit : json_null());
-    return job_set_add(s, "embed", payload);
+    return task_job_set_add(s, "embed", payload);
 }
 
 /* The parts of train or test for one model, as a proxy payload names them; embed jobs are
@@ -813,297 +399,6 @@ typedef struct cell_ref {
     size_t model, proxy, group;
     size_t job;               /* index of the proxy job */
 } cell_ref;
-
-/* Which of the hashes have rows in table: marks cached. */
-static bool mark_cached(exec_ctx *ctx, job_set *s, const char *kind, const char *table,
-                        exec_error *err)
-{
-    json_t *hashes = json_array();
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->items[i].kind, kind) == 0)
-            json_array_append_new(hashes, json_string(s->items[i].hash));
-    if (json_array_size(hashes) == 0) {
-        json_decref(hashes);
-        return true;
-    }
-    char *text = json_dumps(hashes, JSON_COMPACT);
-    json_decref(hashes);
-    char *sql = xasprintf("SELECT hash FROM %s WHERE hash = ANY (SELECT jsonb_array_elements_text"
-                          "($1::jsonb))",
-                          table);
-    const char *params[] = {text};
-    PGresult *res = exec_sql(ctx, sql, 1, params, err);
-    free(sql);
-    free(text);
-    if (!res)
-        return false;
-    for (int r = 0; r < PQntuples(res); r++)
-        for (size_t i = 0; i < s->n; i++)
-            if (strcmp(s->items[i].hash, PQgetvalue(res, r, 0)) == 0)
-                s->items[i].cached = true;
-    PQclear(res);
-    return true;
-}
-
-/* A feature_cache row whose file is gone or has the wrong size (deleted by hand, a data
- * directory restored without its features/, a torn copy) would fail every proxy job that
- * reads it: forget the row, so the embedding is computed again. rankqld and its workers
- * share the data directory (docs/jobs.md), so what this process sees is what workers see. */
-static bool forget_missing_features(exec_ctx *ctx, job_set *s, exec_error *err)
-{
-    if (!ctx->data_dir)
-        return true;
-    json_t *hashes = json_array();
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->items[i].kind, "embed") == 0 && s->items[i].cached)
-            json_array_append_new(hashes, json_string(s->items[i].hash));
-    char *text = json_dumps(hashes, JSON_COMPACT);
-    json_decref(hashes);
-    const char *params[] = {text};
-    PGresult *res = exec_sql(ctx,
-                             "SELECT hash, bytes FROM feature_cache WHERE hash = ANY "
-                             "(SELECT jsonb_array_elements_text($1::jsonb))",
-                             1, params, err);
-    free(text);
-    if (!res)
-        return false;
-    bool ok = true;
-    for (int r = 0; ok && r < PQntuples(res); r++) {
-        const char *hash = PQgetvalue(res, r, 0);
-        char *rel = featstore_relpath(hash);
-        char *path = xasprintf("%s/%s", ctx->data_dir, rel);
-        struct stat st;
-        bool sound = stat(path, &st) == 0 &&
-                     (PQgetisnull(res, r, 1) ||
-                      (long long)st.st_size == strtoll(PQgetvalue(res, r, 1), NULL, 10));
-        free(rel);
-        free(path);
-        if (sound)
-            continue;
-        const char *p1[] = {hash};
-        ok = exec_cmd(ctx, "DELETE FROM feature_cache WHERE hash = $1", 1, p1, err) >= 0;
-        for (size_t i = 0; ok && i < s->n; i++)
-            if (strcmp(s->items[i].hash, hash) == 0)
-                s->items[i].cached = false;
-    }
-    PQclear(res);
-    return ok;
-}
-
-/* A job row marked done whose result row is gone (PURGE) would never run again: put it
- * back in the queue. */
-static bool requeue_if_stale(exec_ctx *ctx, int64_t id, exec_error *err)
-{
-    char idtext[32];
-    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
-    const char *params[] = {idtext};
-    return exec_cmd(ctx,
-                    "UPDATE jobs SET status = 'queued', attempts = 0, result = NULL, error = NULL, "
-                    "finished_at = NULL, started_at = NULL, progress = 0, progress_note = NULL, "
-                    "run_after = now() WHERE id = $1 AND status = 'done'",
-                    1, params, err) >= 0;
-}
-
-/* Submits every job whose result is not cached (embed jobs first, so proxy jobs can name
- * them as dependencies). Returns the number submitted, or -1. */
-static long submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err)
-{
-    long submitted = 0;
-    for (int pass = 0; pass < 2; pass++) {
-        const char *kind = pass == 0 ? "embed" : "proxy";
-        for (size_t i = 0; i < s->n; i++) {
-            job_ref *j = &s->items[i];
-            if (strcmp(j->kind, kind) != 0 || j->cached)
-                continue;
-            /* Every dependency, however many parts the query names: a proxy job that
-             * missed one could be claimed before that embedding exists. */
-            int64_t *deps = xcalloc(j->ndeps + 1, sizeof *deps);
-            size_t nd = 0;
-            for (size_t k = 0; k < j->ndeps; k++)
-                if (!s->items[j->deps[k]].cached)
-                    deps[nd++] = s->items[j->deps[k]].id;
-            char status[QUEUE_KIND_MAX];
-            char *qerr = NULL;
-            int rc = queue_submit(ctx->conn, kind, j->payload, deps, nd,
-                                  pass == 0 ? EMBED_PRIORITY : PROXY_PRIORITY, &j->id, status,
-                                  &qerr);
-            free(deps);
-            if (rc != 0) {
-                exec_fail(err, 503, "database_error", no_pos, "cannot submit a job: %s",
-                          qerr ? qerr : "unknown error");
-                free(qerr);
-                return -1;
-            }
-            if (strcmp(status, "done") == 0 && !requeue_if_stale(ctx, j->id, err))
-                return -1;
-            submitted++;
-        }
-    }
-    return submitted;
-}
-
-/* ---- WAIT ----------------------------------------------------------------------------- */
-
-typedef struct job_counts {
-    long total, done, failed, running, queued;
-    double running_progress;
-} job_counts;
-
-static char *submitted_ids(const job_set *s)
-{
-    strbuf sb = {0};
-    strbuf_putc(&sb, '{');
-    bool first = true;
-    for (size_t i = 0; i < s->n; i++)
-        if (!s->items[i].cached) {
-            strbuf_printf(&sb, "%s%lld", first ? "" : ",", (long long)s->items[i].id);
-            first = false;
-        }
-    strbuf_putc(&sb, '}');
-    return strbuf_detach(&sb);
-}
-
-/* Records the jobs this query submitted (or shared) under a new query id, for CANCEL QUERY.
- * Returns the id (caller frees), or NULL with *err. */
-static char *record_query(exec_ctx *ctx, const job_set *s, exec_error *err)
-{
-    char *ids = submitted_ids(s);
-    const char *session = ctx->session_id && text_is_uuid(ctx->session_id) ? ctx->session_id
-                                                                             : NULL;
-    const char *params[] = {session, ids};
-    PGresult *res = exec_sql(ctx,
-                             "WITH q AS (INSERT INTO queries (session_id) "
-                             "  SELECT s.id FROM (SELECT $1::uuid AS id) v "
-                             "  LEFT JOIN sessions s ON s.id = v.id RETURNING id), "
-                             "j AS (INSERT INTO query_jobs (query_id, job_id) "
-                             "  SELECT q.id, u FROM q, unnest($2::bigint[]) AS u "
-                             "  ON CONFLICT DO NOTHING) "
-                             "SELECT id FROM q",
-                             2, params, err);
-    free(ids);
-    if (!res)
-        return NULL;
-    char *id = PQntuples(res) == 1 ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
-    PQclear(res);
-    if (!id)
-        exec_fail(err, 500, "internal_error", no_pos, "the query could not be recorded");
-    return id;
-}
-
-static bool count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *err)
-{
-    const char *params[] = {ids};
-    PGresult *res = exec_sql(ctx,
-                             "SELECT status, count(*), coalesce(sum(progress), 0) FROM jobs "
-                             "WHERE id = ANY ($1::bigint[]) GROUP BY status",
-                             1, params, err);
-    if (!res)
-        return false;
-    memset(c, 0, sizeof *c);
-    for (int r = 0; r < PQntuples(res); r++) {
-        const char *st = PQgetvalue(res, r, 0);
-        long n = strtol(PQgetvalue(res, r, 1), NULL, 10);
-        c->total += n;
-        if (strcmp(st, "done") == 0)
-            c->done += n;
-        else if (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0)
-            c->failed += n;
-        else if (strcmp(st, "running") == 0) {
-            c->running += n;
-            c->running_progress = strtod(PQgetvalue(res, r, 2), NULL);
-        } else
-            c->queued += n;
-    }
-    PQclear(res);
-    return true;
-}
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void report_progress(exec_ctx *ctx, const job_counts *c, const char *query_id,
-                            double elapsed)
-{
-    if (!ctx->on_progress)
-        return;
-    double fraction = c->total ? ((double)(c->done + c->failed) + c->running_progress) /
-                                     (double)c->total
-                               : 1.0;
-    if (fraction > 1)
-        fraction = 1;
-    json_t *eta = fraction > 0.02 && fraction < 1 ? json_real(elapsed * (1 - fraction) / fraction)
-                                                  : (fraction >= 1 ? json_real(0) : json_null());
-    json_t *ev = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:o}", "type", "progress",
-                           "jobs_total", (json_int_t)c->total, "jobs_done", (json_int_t)c->done,
-                           "jobs_running", (json_int_t)c->running, "jobs_failed",
-                           (json_int_t)c->failed, "fraction", fraction, "elapsed_seconds",
-                           elapsed, "eta_seconds", eta);
-    if (query_id) /* so a client can CANCEL QUERY what it stops waiting for */
-        json_object_set_new(ev, "query_id", json_string(query_id));
-    ctx->on_progress(ctx->progress_arg, ev);
-    json_decref(ev);
-}
-
-/* Waits for a notification on the connection, at most timeout seconds. */
-static void wait_notify(PGconn *conn, double timeout)
-{
-    int sock = PQsocket(conn);
-    if (sock < 0)
-        return;
-    fd_set fds;
-    FD_ZERO(&fds);
-    FD_SET(sock, &fds);
-    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
-    if (select(sock + 1, &fds, NULL, NULL, &tv) > 0) {
-        PQconsumeInput(conn);
-        PGnotify *n;
-        while ((n = PQnotifies(conn)) != NULL)
-            PQfreemem(n);
-    }
-}
-
-typedef enum wait_end { WAIT_DONE, WAIT_TIMEOUT, WAIT_CANCELLED, WAIT_ERROR } wait_end;
-
-static wait_end wait_for_jobs(exec_ctx *ctx, const job_set *s, const char *query_id,
-                              exec_error *err, double *elapsed)
-{
-    char *ids = submitted_ids(s);
-    double start = now_seconds();
-    wait_end end = WAIT_ERROR;
-    if (exec_cmd(ctx, "LISTEN rankql_job_events", 0, NULL, err) < 0)
-        goto out;
-    for (;;) {
-        job_counts c;
-        if (!count_jobs(ctx, ids, &c, err))
-            break;
-        *elapsed = now_seconds() - start;
-        report_progress(ctx, &c, query_id, *elapsed);
-        if (c.queued == 0 && c.running == 0) {
-            end = WAIT_DONE;
-            break;
-        }
-        if (ctx->cancelled && *ctx->cancelled) {
-            end = WAIT_CANCELLED;
-            break;
-        }
-        if (ctx->wait_timeout_seconds > 0 && *elapsed >= ctx->wait_timeout_seconds) {
-            end = WAIT_TIMEOUT;
-            break;
-        }
-        /* Notifications wake us at once; the timeout bounds how stale the progress of a
-         * running job (heart-beaten, not notified per step) gets. */
-        wait_notify(ctx->conn, 0.5);
-    }
-    exec_error ignore;
-    exec_cmd(ctx, "UNLISTEN *", 0, NULL, &ignore);
-out:
-    free(ids);
-    return end;
-}
 
 /* ---- results -------------------------------------------------------------------------- */
 
@@ -1243,11 +538,11 @@ static void task_free(task *t)
         json_decref(t->proxies[i].proxy);
     }
     free(t->proxies);
-    part_list_free(&t->train);
-    part_list_free(&t->test);
+    task_part_list_free(&t->train);
+    task_part_list_free(&t->test);
     free(t->modality);
     model_list_free(&t->models);
-    job_set_free(&t->jobs);
+    task_job_set_free(&t->jobs);
     free(t->cells);
 }
 
@@ -1414,7 +709,7 @@ static void build_jobs(task *t)
                     json_t *payload = json_pack("{s:O, s:I, s:O}", "proxy",
                                                 t->proxies[p].proxy, "model_id",
                                                 (json_int_t)mu->id, "replay", mu->replay_job);
-                    size_t j = job_set_add(&t->jobs, "proxy", payload);
+                    size_t j = task_job_set_add(&t->jobs, "proxy", payload);
                     t->cells[t->ncells++] = (cell_ref){m, p, g, j};
                     continue;
                 }
@@ -1426,9 +721,9 @@ static void build_jobs(task *t)
                 json_t *payload = json_pack("{s:O, s:I, s:o, s:o}", "proxy", t->proxies[p].proxy,
                                             "model_id", (json_int_t)mu->id, "train", train,
                                             "test", test);
-                size_t j = job_set_add(&t->jobs, "proxy", payload);
+                size_t j = task_job_set_add(&t->jobs, "proxy", payload);
                 for (size_t d = 0; d < ndeps; d++)
-                    job_add_dep(&t->jobs, j, deps[d]);
+                    task_job_add_dep(&t->jobs, j, deps[d]);
                 free(deps);
                 t->cells[t->ncells++] = (cell_ref){m, p, g, j};
             }
@@ -1572,17 +867,17 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     char *query_id = NULL;    /* once jobs were submitted */
     bool ok = check_clauses(s, err) && order_spec(s, &t.sort, err) &&
               choose_proxies(&t, result, err) &&
-              resolve_parts(ctx, s->trained_on, &t.train, &t.modality, err) &&
-              resolve_parts(ctx, s->tested_on, &t.test, &t.modality, err) &&
+              task_resolve_parts(ctx, s->trained_on, &t.train, &t.modality, err) &&
+              task_resolve_parts(ctx, s->tested_on, &t.test, &t.modality, err) &&
               replay_check_data(&t, err) &&
               load_models(ctx, s, t.modality, t.replay, &t.models, result, err) &&
               replay_prepare(&t, err);
     if (!ok)
         goto fail;
     build_jobs(&t);
-    if (!mark_cached(ctx, &t.jobs, "embed", "feature_cache", err) ||
-        !forget_missing_features(ctx, &t.jobs, err) ||
-        !mark_cached(ctx, &t.jobs, "proxy", "proxy_results", err))
+    if (!task_mark_cached(ctx, &t.jobs, "embed", "feature_cache", err) ||
+        !task_forget_missing_features(ctx, &t.jobs, err) ||
+        !task_mark_cached(ctx, &t.jobs, "proxy", "proxy_results", err))
         goto fail;
     /* Embeddings are only needed for proxy results that are not known. */
     bool *needed = xcalloc(t.jobs.n + 1, sizeof *needed);
@@ -1600,17 +895,17 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
         cached += t.jobs.items[i].cached;
     free(needed);
     /* A dry run only looks: what is known, and how much work is left. */
-    long submitted = ctx->dry ? 0 : submit_jobs(ctx, &t.jobs, err);
+    long submitted = ctx->dry ? 0 : task_submit_jobs(ctx, &t.jobs, err);
     if (submitted < 0)
         goto fail;
-    if (submitted > 0 && !(query_id = record_query(ctx, &t.jobs, err)))
+    if (submitted > 0 && !(query_id = task_record_query(ctx, &t.jobs, err)))
         goto fail;
     if (query_id)
         json_object_set_new(result, "query_id", json_string(query_id));
     double waited = 0;
     wait_end end = WAIT_DONE;
     if (s->wait && submitted > 0) {
-        end = wait_for_jobs(ctx, &t.jobs, query_id, err, &waited);
+        end = task_wait_for_jobs(ctx, &t.jobs, query_id, err, &waited);
         if (end == WAIT_ERROR)
             goto fail;
         if (end == WAIT_CANCELLED) {
@@ -1627,8 +922,8 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     assemble(&t, values, result);
     job_counts c = {0};
     if (submitted > 0) {
-        char *ids = submitted_ids(&t.jobs);
-        bool counted = count_jobs(ctx, ids, &c, err);
+        char *ids = task_submitted_ids(&t.jobs);
+        bool counted = task_count_jobs(ctx, ids, &c, err);
         free(ids);
         if (!counted)
             goto fail;

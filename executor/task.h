@@ -1,0 +1,125 @@
+/* Shared by the files of task-aware queries (task.c: planning and results; task_data.c:
+ * the datasets of TRAINED ON / TESTED ON; task_jobs.c: the query's jobs, caches and WAIT).
+ * Not part of the executor's interface. */
+#ifndef RANKQL_EXECUTOR_TASK_H
+#define RANKQL_EXECUTOR_TASK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/hash.h"
+#include "executor/internal.h"
+
+static const ast_pos no_pos = {0, 0, 0};
+
+/* ---- datasets and parts (task_data.c) ------------------------------------------------ */
+
+/* A registered dataset as jobs name it (docs/jobs.md), with the slice resolved. */
+typedef struct dataset_use {
+    json_t *obj;            /* {"id","name","format","location","spec","digest","start","stop"} */
+    bool labels_only;
+    bool replay;            /* format replay: obj's spec names {records, train_dataset_name} */
+    int64_t size;           /* examples in the slice; -1 unknown */
+} dataset_use;
+
+typedef struct dataset_list {
+    size_t n, cap;
+    dataset_use *items;
+} dataset_list;
+
+typedef struct change_use {
+    dataset_use target;
+    json_t *base, *other;   /* arrays of indices */
+} change_use;
+
+typedef struct part {
+    dataset_use data;
+    size_t nchanges;
+    change_use *changes;
+} part;
+
+typedef struct part_list {
+    size_t n, cap;
+    part *items;
+} part_list;
+
+/* Free the lists and the JSON they hold; the lists are reset (safe to free twice). */
+void task_dataset_list_free(dataset_list *l);
+void task_part_list_free(part_list *l);
+
+/* A name in TRAINED ON / TESTED ON: a registered dataset, or a session variable holding
+ * datasets (all of them, in its order). */
+bool task_resolve_dataset(exec_ctx *ctx, const ast_dataset_ref *ref, dataset_list *out,
+                          char **modality, exec_error *err);
+
+/* The datasets of TRAINED ON or TESTED ON, each with its CHANGE mutations resolved and
+ * checked; *modality is set from the first dataset that states one (caller frees). */
+bool task_resolve_parts(exec_ctx *ctx, const ast_list *refs, part_list *out, char **modality,
+                        exec_error *err);
+
+/* ---- jobs and WAIT (task_jobs.c) ----------------------------------------------------- */
+
+/* The distinct jobs of one query, in submission order. */
+typedef struct job_ref {
+    char hash[HASH_HEX_LEN + 1];
+    const char *kind;
+    json_t *payload;
+    size_t *deps;           /* indices of embed jobs this one waits for */
+    size_t ndeps;
+    bool cached;            /* its result exists */
+    int64_t id;             /* once submitted */
+} job_ref;
+
+typedef struct job_set {
+    size_t n, cap;
+    job_ref *items;
+} job_set;
+
+/* The jobs of a query by status; running_progress sums the running jobs' progress. */
+typedef struct job_counts {
+    long total, done, failed, running, queued;
+    double running_progress;
+} job_counts;
+
+/* How a WAIT ended. */
+typedef enum wait_end { WAIT_DONE, WAIT_TIMEOUT, WAIT_CANCELLED, WAIT_ERROR } wait_end;
+
+void task_job_set_free(job_set *s);
+
+/* Adds a job (or finds it); returns its index. Steals payload. */
+size_t task_job_set_add(job_set *s, const char *kind, json_t *payload);
+
+/* Job `job` waits for job `dep` (indices in s; once each). */
+void task_job_add_dep(job_set *s, size_t job, size_t dep);
+
+/* Which of the hashes have rows in table: marks cached. */
+bool task_mark_cached(exec_ctx *ctx, job_set *s, const char *kind, const char *table,
+                      exec_error *err);
+
+/* A feature_cache row whose file is gone or has the wrong size (deleted by hand, a data
+ * directory restored without its features/, a torn copy) would fail every proxy job that
+ * reads it: forget the row, so the embedding is computed again. rankqld and its workers
+ * share the data directory (docs/jobs.md), so what this process sees is what workers see. */
+bool task_forget_missing_features(exec_ctx *ctx, job_set *s, exec_error *err);
+
+/* Submits every job whose result is not cached (embed jobs first, so proxy jobs can name
+ * them as dependencies). Returns the number submitted, or -1. */
+long task_submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err);
+
+/* The ids of the submitted (not cached) jobs as a PostgreSQL array literal (caller frees). */
+char *task_submitted_ids(const job_set *s);
+
+/* Records the jobs this query submitted (or shared) under a new query id, for CANCEL QUERY.
+ * Returns the id (caller frees), or NULL with *err. */
+char *task_record_query(exec_ctx *ctx, const job_set *s, exec_error *err);
+
+/* Counts the jobs of ids (task_submitted_ids) by status. */
+bool task_count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *err);
+
+/* Blocks until every submitted job of s is final, the client cancels, or ctx's WAIT limit
+ * passes, reporting progress through ctx->on_progress; *elapsed = seconds waited. */
+wait_end task_wait_for_jobs(exec_ctx *ctx, const job_set *s, const char *query_id,
+                            exec_error *err, double *elapsed);
+
+#endif

@@ -1,0 +1,344 @@
+/* Task-aware queries: the set of jobs a query needs, what the caches already hold, submission
+ * to the queue, the query's record for CANCEL QUERY, and WAIT with progress. */
+#include <sys/select.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/util.h"
+#include "executor/task.h"
+#include "executor/workers/featstore.h"
+#include "queue/queue.h"
+
+/* Proxy jobs first: once its embeddings exist, a ranking is one proxy job from done. */
+enum { EMBED_PRIORITY = 0, PROXY_PRIORITY = 10 };
+
+/* ---- jobs ----------------------------------------------------------------------------- */
+
+void task_job_set_free(job_set *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        json_decref(s->items[i].payload);
+        free(s->items[i].deps);
+    }
+    free(s->items);
+    memset(s, 0, sizeof *s);
+}
+
+/* Adds a job (or finds it); returns its index. Steals payload. */
+size_t task_job_set_add(job_set *s, const char *kind, json_t *payload)
+{
+    char hash[HASH_HEX_LEN + 1];
+    queue_job_hash(kind, payload, hash);
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].hash, hash) == 0) {
+            json_decref(payload);
+            return i;
+        }
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->items = xrealloc(s->items, s->cap * sizeof *s->items);
+    }
+    job_ref *j = &s->items[s->n];
+    memset(j, 0, sizeof *j);
+    memcpy(j->hash, hash, sizeof hash);
+    j->kind = kind;
+    j->payload = payload;
+    return s->n++;
+}
+
+void task_job_add_dep(job_set *s, size_t job, size_t dep)
+{
+    job_ref *j = &s->items[job];
+    for (size_t i = 0; i < j->ndeps; i++)
+        if (j->deps[i] == dep)
+            return;
+    j->deps = xrealloc(j->deps, (j->ndeps + 1) * sizeof *j->deps);
+    j->deps[j->ndeps++] = dep;
+}
+
+/* Which of the hashes have rows in table: marks cached. */
+bool task_mark_cached(exec_ctx *ctx, job_set *s, const char *kind, const char *table,
+                      exec_error *err)
+{
+    json_t *hashes = json_array();
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].kind, kind) == 0)
+            json_array_append_new(hashes, json_string(s->items[i].hash));
+    if (json_array_size(hashes) == 0) {
+        json_decref(hashes);
+        return true;
+    }
+    char *text = json_dumps(hashes, JSON_COMPACT);
+    json_decref(hashes);
+    char *sql = xasprintf("SELECT hash FROM %s WHERE hash = ANY (SELECT jsonb_array_elements_text"
+                          "($1::jsonb))",
+                          table);
+    const char *params[] = {text};
+    PGresult *res = exec_sql(ctx, sql, 1, params, err);
+    free(sql);
+    free(text);
+    if (!res)
+        return false;
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < s->n; i++)
+            if (strcmp(s->items[i].hash, PQgetvalue(res, r, 0)) == 0)
+                s->items[i].cached = true;
+    PQclear(res);
+    return true;
+}
+
+/* A feature_cache row whose file is gone or has the wrong size (deleted by hand, a data
+ * directory restored without its features/, a torn copy) would fail every proxy job that
+ * reads it: forget the row, so the embedding is computed again. rankqld and its workers
+ * share the data directory (docs/jobs.md), so what this process sees is what workers see. */
+bool task_forget_missing_features(exec_ctx *ctx, job_set *s, exec_error *err)
+{
+    if (!ctx->data_dir)
+        return true;
+    json_t *hashes = json_array();
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].kind, "embed") == 0 && s->items[i].cached)
+            json_array_append_new(hashes, json_string(s->items[i].hash));
+    char *text = json_dumps(hashes, JSON_COMPACT);
+    json_decref(hashes);
+    const char *params[] = {text};
+    PGresult *res = exec_sql(ctx,
+                             "SELECT hash, bytes FROM feature_cache WHERE hash = ANY "
+                             "(SELECT jsonb_array_elements_text($1::jsonb))",
+                             1, params, err);
+    free(text);
+    if (!res)
+        return false;
+    bool ok = true;
+    for (int r = 0; ok && r < PQntuples(res); r++) {
+        const char *hash = PQgetvalue(res, r, 0);
+        char *rel = featstore_relpath(hash);
+        char *path = xasprintf("%s/%s", ctx->data_dir, rel);
+        struct stat st;
+        bool sound = stat(path, &st) == 0 &&
+                     (PQgetisnull(res, r, 1) ||
+                      (long long)st.st_size == strtoll(PQgetvalue(res, r, 1), NULL, 10));
+        free(rel);
+        free(path);
+        if (sound)
+            continue;
+        const char *p1[] = {hash};
+        ok = exec_cmd(ctx, "DELETE FROM feature_cache WHERE hash = $1", 1, p1, err) >= 0;
+        for (size_t i = 0; ok && i < s->n; i++)
+            if (strcmp(s->items[i].hash, hash) == 0)
+                s->items[i].cached = false;
+    }
+    PQclear(res);
+    return ok;
+}
+
+/* A job row marked done whose result row is gone (PURGE) would never run again: put it
+ * back in the queue. */
+static bool requeue_if_stale(exec_ctx *ctx, int64_t id, exec_error *err)
+{
+    char idtext[32];
+    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
+    const char *params[] = {idtext};
+    return exec_cmd(ctx,
+                    "UPDATE jobs SET status = 'queued', attempts = 0, result = NULL, error = NULL, "
+                    "finished_at = NULL, started_at = NULL, progress = 0, progress_note = NULL, "
+                    "run_after = now() WHERE id = $1 AND status = 'done'",
+                    1, params, err) >= 0;
+}
+
+/* Submits every job whose result is not cached (embed jobs first, so proxy jobs can name
+ * them as dependencies). Returns the number submitted, or -1. */
+long task_submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err)
+{
+    long submitted = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        const char *kind = pass == 0 ? "embed" : "proxy";
+        for (size_t i = 0; i < s->n; i++) {
+            job_ref *j = &s->items[i];
+            if (strcmp(j->kind, kind) != 0 || j->cached)
+                continue;
+            /* Every dependency, however many parts the query names: a proxy job that
+             * missed one could be claimed before that embedding exists. */
+            int64_t *deps = xcalloc(j->ndeps + 1, sizeof *deps);
+            size_t nd = 0;
+            for (size_t k = 0; k < j->ndeps; k++)
+                if (!s->items[j->deps[k]].cached)
+                    deps[nd++] = s->items[j->deps[k]].id;
+            char status[QUEUE_KIND_MAX];
+            char *qerr = NULL;
+            int rc = queue_submit(ctx->conn, kind, j->payload, deps, nd,
+                                  pass == 0 ? EMBED_PRIORITY : PROXY_PRIORITY, &j->id, status,
+                                  &qerr);
+            free(deps);
+            if (rc != 0) {
+                exec_fail(err, 503, "database_error", no_pos, "cannot submit a job: %s",
+                          qerr ? qerr : "unknown error");
+                free(qerr);
+                return -1;
+            }
+            if (strcmp(status, "done") == 0 && !requeue_if_stale(ctx, j->id, err))
+                return -1;
+            submitted++;
+        }
+    }
+    return submitted;
+}
+
+/* ---- WAIT ----------------------------------------------------------------------------- */
+
+char *task_submitted_ids(const job_set *s)
+{
+    strbuf sb = {0};
+    strbuf_putc(&sb, '{');
+    bool first = true;
+    for (size_t i = 0; i < s->n; i++)
+        if (!s->items[i].cached) {
+            strbuf_printf(&sb, "%s%lld", first ? "" : ",", (long long)s->items[i].id);
+            first = false;
+        }
+    strbuf_putc(&sb, '}');
+    return strbuf_detach(&sb);
+}
+
+/* Records the jobs this query submitted (or shared) under a new query id, for CANCEL QUERY.
+ * Returns the id (caller frees), or NULL with *err. */
+char *task_record_query(exec_ctx *ctx, const job_set *s, exec_error *err)
+{
+    char *ids = task_submitted_ids(s);
+    const char *session = ctx->session_id && text_is_uuid(ctx->session_id) ? ctx->session_id
+                                                                             : NULL;
+    const char *params[] = {session, ids};
+    PGresult *res = exec_sql(ctx,
+                             "WITH q AS (INSERT INTO queries (session_id) "
+                             "  SELECT s.id FROM (SELECT $1::uuid AS id) v "
+                             "  LEFT JOIN sessions s ON s.id = v.id RETURNING id), "
+                             "j AS (INSERT INTO query_jobs (query_id, job_id) "
+                             "  SELECT q.id, u FROM q, unnest($2::bigint[]) AS u "
+                             "  ON CONFLICT DO NOTHING) "
+                             "SELECT id FROM q",
+                             2, params, err);
+    free(ids);
+    if (!res)
+        return NULL;
+    char *id = PQntuples(res) == 1 ? xstrdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    if (!id)
+        exec_fail(err, 500, "internal_error", no_pos, "the query could not be recorded");
+    return id;
+}
+
+bool task_count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *err)
+{
+    const char *params[] = {ids};
+    PGresult *res = exec_sql(ctx,
+                             "SELECT status, count(*), coalesce(sum(progress), 0) FROM jobs "
+                             "WHERE id = ANY ($1::bigint[]) GROUP BY status",
+                             1, params, err);
+    if (!res)
+        return false;
+    memset(c, 0, sizeof *c);
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *st = PQgetvalue(res, r, 0);
+        long n = strtol(PQgetvalue(res, r, 1), NULL, 10);
+        c->total += n;
+        if (strcmp(st, "done") == 0)
+            c->done += n;
+        else if (strcmp(st, "failed") == 0 || strcmp(st, "cancelled") == 0)
+            c->failed += n;
+        else if (strcmp(st, "running") == 0) {
+            c->running += n;
+            c->running_progress = strtod(PQgetvalue(res, r, 2), NULL);
+        } else
+            c->queued += n;
+    }
+    PQclear(res);
+    return true;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void report_progress(exec_ctx *ctx, const job_counts *c, const char *query_id,
+                            double elapsed)
+{
+    if (!ctx->on_progress)
+        return;
+    double fraction = c->total ? ((double)(c->done + c->failed) + c->running_progress) /
+                                     (double)c->total
+                               : 1.0;
+    if (fraction > 1)
+        fraction = 1;
+    json_t *eta = fraction > 0.02 && fraction < 1 ? json_real(elapsed * (1 - fraction) / fraction)
+                                                  : (fraction >= 1 ? json_real(0) : json_null());
+    json_t *ev = json_pack("{s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:o}", "type", "progress",
+                           "jobs_total", (json_int_t)c->total, "jobs_done", (json_int_t)c->done,
+                           "jobs_running", (json_int_t)c->running, "jobs_failed",
+                           (json_int_t)c->failed, "fraction", fraction, "elapsed_seconds",
+                           elapsed, "eta_seconds", eta);
+    if (query_id) /* so a client can CANCEL QUERY what it stops waiting for */
+        json_object_set_new(ev, "query_id", json_string(query_id));
+    ctx->on_progress(ctx->progress_arg, ev);
+    json_decref(ev);
+}
+
+/* Waits for a notification on the connection, at most timeout seconds. */
+static void wait_notify(PGconn *conn, double timeout)
+{
+    int sock = PQsocket(conn);
+    if (sock < 0)
+        return;
+    fd_set fds;
+    FD_ZERO(&fds);
+    FD_SET(sock, &fds);
+    struct timeval tv = {(time_t)timeout, (suseconds_t)((timeout - (double)(time_t)timeout) * 1e6)};
+    if (select(sock + 1, &fds, NULL, NULL, &tv) > 0) {
+        PQconsumeInput(conn);
+        PGnotify *n;
+        while ((n = PQnotifies(conn)) != NULL)
+            PQfreemem(n);
+    }
+}
+
+wait_end task_wait_for_jobs(exec_ctx *ctx, const job_set *s, const char *query_id,
+                            exec_error *err, double *elapsed)
+{
+    char *ids = task_submitted_ids(s);
+    double start = now_seconds();
+    wait_end end = WAIT_ERROR;
+    if (exec_cmd(ctx, "LISTEN rankql_job_events", 0, NULL, err) < 0)
+        goto out;
+    for (;;) {
+        job_counts c;
+        if (!task_count_jobs(ctx, ids, &c, err))
+            break;
+        *elapsed = now_seconds() - start;
+        report_progress(ctx, &c, query_id, *elapsed);
+        if (c.queued == 0 && c.running == 0) {
+            end = WAIT_DONE;
+            break;
+        }
+        if (ctx->cancelled && *ctx->cancelled) {
+            end = WAIT_CANCELLED;
+            break;
+        }
+        if (ctx->wait_timeout_seconds > 0 && *elapsed >= ctx->wait_timeout_seconds) {
+            end = WAIT_TIMEOUT;
+            break;
+        }
+        /* Notifications wake us at once; the timeout bounds how stale the progress of a
+         * running job (heart-beaten, not notified per step) gets. */
+        wait_notify(ctx->conn, 0.5);
+    }
+    exec_error ignore;
+    exec_cmd(ctx, "UNLISTEN *", 0, NULL, &ignore);
+out:
+    free(ids);
+    return end;
+}
