@@ -81,6 +81,8 @@ void exec_purge_files(exec_ctx *ctx, json_t *result);
 /* Whether a query ranks models on data (TRAINED ON, CLASSIFIED BY, RANK … BY, ORDER BY err). */
 bool task_query_applies(const ast_node *query);
 json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err);
+/* EXPLAIN [ANALYZE] [JSON] of a task-aware query: its jobs and what the caches hold. */
+json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err);
 json_t *exec_cancel(exec_ctx *ctx, const ast_cancel *c, exec_error *err);
 
 #endif

@@ -162,6 +162,8 @@ static json_t *explain_result(const ast_explain *e, const plan *p, json_t *tree,
 
 json_t *exec_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
 {
+    if (task_query_applies(e->stmt))
+        return exec_task_explain(ctx, e, err);
     loaded_vars vars = {0};
     plan *p = exec_plan(ctx, e->stmt, &vars, err);
     json_t *top = p ? pg_explain(ctx, p->sql, &p->params, e->analyze, err) : NULL;

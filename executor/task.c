@@ -859,41 +859,50 @@ static void assemble(const task *t, const cell_value *values, json_t *result)
     json_object_set_new(result, "failures", failures);
 }
 
+/* Everything before submission: the data, the models, the job DAG, and which jobs the
+ * caches make unnecessary (an embedding only a known proxy result needed counts as cached). */
+static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
+{
+    const ast_select *s = t->s;
+    bool ok = check_clauses(s, err) && order_spec(s, &t->sort, err) &&
+              choose_proxies(t, result, err) &&
+              task_resolve_parts(ctx, s->trained_on, &t->train, &t->modality, err) &&
+              task_resolve_parts(ctx, s->tested_on, &t->test, &t->modality, err) &&
+              replay_check_data(t, err) &&
+              load_models(ctx, s, t->modality, t->replay, &t->models, result, err) &&
+              replay_prepare(t, err);
+    if (!ok)
+        return false;
+    build_jobs(t);
+    if (!task_mark_cached(ctx, &t->jobs, "embed", "feature_cache", err) ||
+        !task_forget_missing_features(ctx, &t->jobs, err) ||
+        !task_mark_cached(ctx, &t->jobs, "proxy", "proxy_results", err))
+        return false;
+    bool *needed = xcalloc(t->jobs.n + 1, sizeof *needed);
+    for (size_t i = 0; i < t->jobs.n; i++)
+        if (strcmp(t->jobs.items[i].kind, "proxy") == 0 && !t->jobs.items[i].cached) {
+            needed[i] = true;
+            for (size_t d = 0; d < t->jobs.items[i].ndeps; d++)
+                needed[t->jobs.items[i].deps[d]] = true;
+        }
+    for (size_t i = 0; i < t->jobs.n; i++)
+        if (!needed[i])
+            t->jobs.items[i].cached = true;
+    free(needed);
+    return true;
+}
+
 json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
 {
     task t = {.s = s};
     json_t *result = result_new(s->is_rank ? "RANK" : "SELECT");
     cell_value *values = NULL;
     char *query_id = NULL;    /* once jobs were submitted */
-    bool ok = check_clauses(s, err) && order_spec(s, &t.sort, err) &&
-              choose_proxies(&t, result, err) &&
-              task_resolve_parts(ctx, s->trained_on, &t.train, &t.modality, err) &&
-              task_resolve_parts(ctx, s->tested_on, &t.test, &t.modality, err) &&
-              replay_check_data(&t, err) &&
-              load_models(ctx, s, t.modality, t.replay, &t.models, result, err) &&
-              replay_prepare(&t, err);
-    if (!ok)
+    if (!plan_task(ctx, &t, result, err))
         goto fail;
-    build_jobs(&t);
-    if (!task_mark_cached(ctx, &t.jobs, "embed", "feature_cache", err) ||
-        !task_forget_missing_features(ctx, &t.jobs, err) ||
-        !task_mark_cached(ctx, &t.jobs, "proxy", "proxy_results", err))
-        goto fail;
-    /* Embeddings are only needed for proxy results that are not known. */
-    bool *needed = xcalloc(t.jobs.n + 1, sizeof *needed);
-    for (size_t i = 0; i < t.jobs.n; i++)
-        if (strcmp(t.jobs.items[i].kind, "proxy") == 0 && !t.jobs.items[i].cached) {
-            needed[i] = true;
-            for (size_t d = 0; d < t.jobs.items[i].ndeps; d++)
-                needed[t.jobs.items[i].deps[d]] = true;
-        }
     long cached = 0, total = (long)t.jobs.n;
     for (size_t i = 0; i < t.jobs.n; i++)
-        if (!needed[i])
-            t.jobs.items[i].cached = true;
-    for (size_t i = 0; i < t.jobs.n; i++)
         cached += t.jobs.items[i].cached;
-    free(needed);
     /* A dry run only looks: what is known, and how much work is left. */
     long submitted = ctx->dry ? 0 : task_submit_jobs(ctx, &t.jobs, err);
     if (submitted < 0)
@@ -977,4 +986,151 @@ fail:
     task_free(&t);
     json_decref(result);
     return NULL;
+}
+
+/* ---- EXPLAIN -------------------------------------------------------------------------- */
+
+static void count_kind(const job_set *s, const char *kind, long *total, long *cached)
+{
+    *total = *cached = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (strcmp(s->items[i].kind, kind) == 0) {
+            ++*total;
+            *cached += s->items[i].cached;
+        }
+}
+
+static json_t *explain_node(const char *node, char *detail, json_t *children)
+{
+    json_t *n = json_pack("{s:s, s:s, s:o}", "node", node, "detail", detail, "children",
+                          children ? children : json_array());
+    free(detail);
+    return n;
+}
+
+static json_t *data_nodes(const char *role, const part_list *parts)
+{
+    json_t *out = json_array();
+    for (size_t i = 0; i < parts->n; i++) {
+        const json_t *o = parts->items[i].data.obj;
+        json_t *stop = json_object_get(o, "stop");
+        json_t *start = json_object_get(o, "start");
+        char range[64] = "", rows[48] = "";
+        if (json_is_integer(start) && json_is_integer(stop))
+            snprintf(range, sizeof range, " [%lld:%lld]", (long long)json_integer_value(start),
+                     (long long)json_integer_value(stop));
+        else if (json_is_integer(start))
+            snprintf(range, sizeof range, " [%lld:]", (long long)json_integer_value(start));
+        if (parts->items[i].data.size >= 0)
+            snprintf(rows, sizeof rows, ", %lld rows", (long long)parts->items[i].data.size);
+        char *detail = xasprintf("\"%s\"%s (%s%s%s)",
+                                 json_string_value(json_object_get(o, "name")), range,
+                                 json_string_value(json_object_get(o, "format")), rows,
+                                 parts->items[i].nchanges ? ", with CHANGE" : "");
+        json_array_append_new(out, explain_node(role, detail, NULL));
+    }
+    return out;
+}
+
+/* The plan of a ranking: Rank → Proxy jobs → Embed jobs → the data, and the models. */
+static json_t *task_tree(const task *t)
+{
+    long ptotal, pcached, etotal, ecached;
+    count_kind(&t->jobs, "proxy", &ptotal, &pcached);
+    count_kind(&t->jobs, "embed", &etotal, &ecached);
+    strbuf names = {0};
+    for (size_t i = 0; i < t->nproxies; i++)
+        strbuf_printf(&names, "%s%s", i ? ", " : "", t->proxies[i].label);
+    json_t *embed_children = data_nodes("Train", &t->train);
+    json_array_extend(embed_children, data_nodes("Test", &t->test));
+    json_t *embed = explain_node("Embed jobs",
+                              xasprintf("%ld (%ld cached, %ld to run)%s", etotal, ecached,
+                                        etotal - ecached,
+                                        t->replay ? "; replay models need none" : ""),
+                              embed_children);
+    json_t *models = explain_node("Models", xasprintf("%zu from %s", t->models.n, t->s->from.text),
+                               NULL);
+    json_t *proxy = explain_node("Proxy jobs",
+                              xasprintf("%ld (%ld cached, %ld to run)", ptotal, pcached,
+                                        ptotal - pcached),
+                              json_pack("[o, o]", embed, models));
+    char limit[48] = "";
+    if (t->s->has_limit)
+        snprintf(limit, sizeof limit, ", LIMIT %lld each", (long long)t->s->limit);
+    size_t nrankings = t->nproxies * (t->sort.has_aggregate ? 1 : t->ngroups);
+    char *detail = xasprintf("%zu ranking%s by %s%s, %s first%s", nrankings,
+                             nrankings == 1 ? "" : "s", names.data ? names.data : "",
+                             t->sort.has_aggregate ? " (aggregated)" : "",
+                             t->sort.ascending_err ? "lowest err" : "highest err", limit);
+    strbuf_free(&names);
+    return explain_node("Rank", detail, json_pack("[o]", proxy));
+}
+
+json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
+{
+    const ast_select *s = (const ast_select *)e->stmt;
+    task t = {.s = s};
+    json_t *result = result_new("EXPLAIN");
+    json_t *run = NULL;
+    if (!plan_task(ctx, &t, result, err)) {
+        task_free(&t);
+        json_decref(result);
+        return NULL;
+    }
+    json_t *tree = task_tree(&t);
+    task_free(&t);
+    double ms = 0;
+    if (e->analyze) {
+        /* ANALYZE runs the ranking as written (WAIT included) and reports what it did. */
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        run = exec_task_query(ctx, s, err);
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        if (!run) {
+            json_decref(tree);
+            json_decref(result);
+            return NULL;
+        }
+        ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
+        json_object_set(tree, "actual_jobs", json_object_get(run, "jobs"));
+        json_object_set(tree, "status", json_object_get(run, "status"));
+    }
+    if (e->json) {
+        json_t *doc = json_pack("{s:O}", "plan", tree);
+        if (run)
+            json_object_set_new(doc, "execution_time_ms", json_real(ms));
+        result_set(result, json_pack("[s]", "QUERY PLAN"), json_pack("[[o]]", doc));
+        json_object_set(result, "plan", tree);
+    } else {
+        char **lines;
+        size_t n = planner_explain_lines(tree, &lines);
+        json_t *rows = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_array_append_new(rows, json_pack("[s]", lines[i]));
+            free(lines[i]);
+        }
+        free(lines);
+        if (run) {
+            json_t *j = json_object_get(run, "jobs");
+            char *line = xasprintf("Jobs run: %lld of %lld (%lld from the caches, %lld failed, "
+                                   "%lld remaining), status %s",
+                                   (long long)json_integer_value(json_object_get(j, "submitted")),
+                                   (long long)json_integer_value(json_object_get(j, "total")),
+                                   (long long)json_integer_value(json_object_get(j, "cached")),
+                                   (long long)json_integer_value(json_object_get(j, "failed")),
+                                   (long long)json_integer_value(json_object_get(j, "remaining")),
+                                   json_string_value(json_object_get(run, "status")));
+            json_array_append_new(rows, json_pack("[s]", line));
+            free(line);
+            line = xasprintf("Execution time: %.3f ms", ms);
+            json_array_append_new(rows, json_pack("[s]", line));
+            free(line);
+        }
+        result_set(result, json_pack("[s]", "QUERY PLAN"), rows);
+    }
+    if (!e->analyze)
+        result_notice(result, "EXPLAIN did not run the ranking; EXPLAIN ANALYZE runs it");
+    json_decref(tree);
+    json_decref(run);
+    return result;
 }

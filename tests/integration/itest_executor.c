@@ -775,7 +775,7 @@ static void explain_tests(const char *s)
     check(strstr(plan, "→ Union: by model identity") && strstr(plan, "→ Scan: text_models"), "explain: set operation shape");
     free(plan);
     json_decref(r);
-    expect_error(s, "EXPLAIN SELECT * FROM image_models ORDER BY err TRAINED ON 'a' TESTED ON 'b' CLASSIFIED BY ['Euclidean NN'];", 501, "not_implemented", NULL, "explain: a task-aware query is 501");
+    expect_error(s, "EXPLAIN SELECT * FROM image_models ORDER BY err TRAINED ON 'a' TESTED ON 'b' CLASSIFIED BY ['Euclidean NN'];", 404, "not_found", NULL, "explain: a ranking on unknown datasets is 404");
     expect_error(s, "EXPLAIN SELECT * FROM nowhere;", 400, "semantic_error", NULL, "explain: unknown table");
 }
 

@@ -217,6 +217,21 @@ query "$(rank_q '"tr"' '"te"' '"hscore"')" 90
 jcheck "3: lost feature files are embedded again instead of failing the proxies" \
   ".status == \"complete\" and .jobs.submitted == $((NMODELS + 8)) and (.rows | length) == $NMODELS"
 
+# EXPLAIN of a ranking: its jobs and what the caches hold, without running it.
+query "EXPLAIN JSON $(rank_q '"tr"' '"te"' '"Euclidean NN", "hscore", "linear"')" 30
+jcheck "3: EXPLAIN JSON of a ranking shows Rank → Proxy jobs → Embed jobs with cache hits" \
+  "(.plan.node == \"Rank\") and (.plan.children[0].node == \"Proxy jobs\") and
+   (.plan.children[0].detail == \"$((3 * NMODELS)) ($((2 * NMODELS)) cached, $NMODELS to run)\") and
+   (.plan.children[0].children[0].detail | startswith(\"$((2 * NMODELS)) (\"))"
+query "SELECT id FROM jobs;"; before_explain=$(jf .row_count)
+query "EXPLAIN $(rank_q '"tr"' '"te"' '"linear"')" 30
+jcheck "3: EXPLAIN prints the plan as lines and does not run it" \
+  '(.rows[0][0] | startswith("Rank: 1 ranking by linear")) and (.notices | any(test("did not run")))'
+check_eq "3: ... no job was submitted" "$before_explain" "$(query "SELECT id FROM jobs;"; jf .row_count)"
+query "EXPLAIN ANALYZE $(rank_q '"tr"' '"te"' '"linear"')" 90
+jcheck "3: EXPLAIN ANALYZE runs it and says what ran" \
+  "(.rows | map(.[0]) | any(startswith(\"Jobs run: $NMODELS of\"))) and (.rows[-1][0] | startswith(\"Execution time:\"))"
+
 # ---- 4. without WAIT ----------------------------------------------------------------------------
 section "case 4"
 Q4=$(rank_q '"tr"[0:1500]' '"te"[0:400]' '"Euclidean NN"' '')
