@@ -32,7 +32,7 @@ endif
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CPPFLAGS += -I. -I$(BUILD)/gen -D_GNU_SOURCE
 CFLAGS   += -std=c11 $(WARN) $(OPT) -g $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -ldl
 LDFLAGS  += $(LDSAN)
 
 # Component sources (each directory has one job; see DESIGN.md).
@@ -44,8 +44,10 @@ EXECUTOR_SRC = $(wildcard executor/*.c)
 QUEUE_SRC    = $(wildcard queue/*.c)
 # Job runners and the worker loop (executor/workers/*.c); rankql-worker's main is apart.
 WORKER_SRC   = $(wildcard executor/workers/*.c executor/workers/runners/*.c)
+# Strategy plugins: the ABI, the loader and the builtin strategies (docs/extensions.md).
+EXT_SRC      = $(wildcard extensions/*.c)
 LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC) $(PLANNER_SRC) $(EXECUTOR_SRC) \
-              $(QUEUE_SRC) $(WORKER_SRC)
+              $(QUEUE_SRC) $(WORKER_SRC) $(EXT_SRC)
 GEN_OBJ     = $(BUILD)/obj/gen/lexer.o $(BUILD)/obj/gen/parser.o
 LIB_OBJ     = $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(GEN_OBJ) $(BUILD)/obj/gen/migrations.o
 LIB         = $(BUILD)/librankql.a
@@ -224,6 +226,18 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(LIB)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+# ---- test strategy plugin --------------------------------------------------------------
+# tests/extensions/test_plugin.c → $(BUILD)/tests/extensions/test_plugin.so, a C strategy
+# plugin for tests/unit/test_extensions.c and tests/integration/test_rank.sh. It includes
+# only extensions/rankql_extension.h (a plugin needs no rankql library).
+TEST_PLUGIN = $(BUILD)/tests/extensions/test_plugin.so
+
+build-all: $(TEST_PLUGIN)
+
+$(TEST_PLUGIN): tests/extensions/test_plugin.c extensions/rankql_extension.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared $< -o $@ $(LDSAN)
 
 # ---- integration test programs ---------------------------------------------------------
 # tests/integration/itest_*.c → $(BUILD)/tests/itest_*, linked like the unit tests but

@@ -10,6 +10,7 @@
 
 #include "common/util.h"
 #include "executor/internal.h"
+#include "extensions/extensions.h"
 
 /* ---- SHOW ----------------------------------------------------------------------------- */
 
@@ -41,9 +42,25 @@ enum { SHOW_JOBS_LIMIT = 1000 };
 json_t *exec_show(exec_ctx *ctx, const ast_show *s, exec_error *err)
 {
     if (s->what == SHOW_EXTENSIONS) {
+        /* The strategies rankqld knows (builtins and its --extensions directory). */
+        const ext_registry *reg = ext_default();
         json_t *result = result_new("SHOW");
-        result_set(result, json_pack("[s,s,s]", "name", "version", "parameters"), json_array());
-        result_notice(result, "no extensions: strategy plugins are not implemented yet");
+        json_t *rows = json_array();
+        for (size_t i = 0; reg && i < reg->n; i++) {
+            const ext_strategy *x = &reg->items[i];
+            json_array_append_new(rows, json_pack("[s,s,s,o,s,s?]", x->name, x->version,
+                                                  ext_kind_name(x->kind), ext_params_json(x),
+                                                  x->description, x->path));
+        }
+        result_set(result,
+                   json_pack("[s,s,s,s,s,s]", "name", "version", "kind", "parameters",
+                             "description", "path"),
+                   rows);
+        if (reg && !reg->dir)
+            result_notice(result, "no extensions directory: only the builtin strategies "
+                                  "(start rankqld with --extensions DIR)");
+        for (size_t i = 0; reg && i < reg->nwarnings; i++)
+            result_notice(result, "%s", reg->warnings[i]);
         return result;
     }
     arena *a = arena_new();

@@ -24,6 +24,7 @@
 #include "executor/workers/featstore.h"
 #include "executor/workers/proxy_job.h"
 #include "executor/workers/runners/replay.h"
+#include "extensions/extensions.h"
 #include "queue/queue.h"
 
 /* ---- is it task-aware? ---------------------------------------------------------------- */
@@ -251,7 +252,8 @@ static ast_list *catalog_columns(arena *a, const ast_list *cols)
 
 /* Plans and runs the catalog part of s (FROM, WHERE, OTHER THAN, the select list). */
 static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_modality,
-                        bool replay_data, model_list *out, json_t *result, exec_error *err)
+                        bool replay_data, bool any_runner, model_list *out, json_t *result,
+                        exec_error *err)
 {
     arena *a = arena_new();
     ast_select *c = AST_NEW(a, ast_select, AST_SELECT, s->h.pos);
@@ -295,7 +297,7 @@ static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_mod
         out->items = xcalloc((size_t)PQntuples(res) + 1, sizeof *out->items);
         for (int r = 0; r < PQntuples(res); r++) {
             const char *runner = PQgetvalue(res, r, 2), *modality = PQgetvalue(res, r, 3);
-            if (!runner_can_rank(runner, replay_data)) {
+            if (!any_runner && !runner_can_rank(runner, replay_data)) {
                 if (!skipped_runner++)
                     snprintf(skipped_runner_name, sizeof skipped_runner_name, "%s", runner);
                 continue;
@@ -529,6 +531,11 @@ typedef struct task {
     cell_ref *cells;
     size_t ngroups;           /* test groups: 1, or one per test dataset for BENCHMARK */
     sort_spec sort;
+    /* RANK … BY a strategy plugin (docs/extensions.md): one strategy job ranks them all. */
+    const ext_strategy *strategy;
+    json_t *strategy_params;  /* canonical */
+    char *strategy_label;     /* as written: "random(seed=1)" */
+    size_t strategy_job;      /* its index in jobs */
 } task;
 
 static void task_free(task *t)
@@ -544,6 +551,76 @@ static void task_free(task *t)
     model_list_free(&t->models);
     task_job_set_free(&t->jobs);
     free(t->cells);
+    json_decref(t->strategy_params);
+    free(t->strategy_label);
+}
+
+/* The label of a call as written: name(k=v, …), numbers as written. */
+static char *call_label(const ast_call *call)
+{
+    strbuf sb = {0};
+    strbuf_puts(&sb, call->name.text);
+    if (call->params && call->params->n) {
+        strbuf_putc(&sb, '(');
+        for (size_t i = 0; i < call->params->n; i++) {
+            const ast_param *p = (const ast_param *)call->params->items[i];
+            const ast_literal *lit = (const ast_literal *)p->value;
+            bool number = p->value->kind == AST_LITERAL &&
+                          (lit->type == LIT_INT || lit->type == LIT_FLOAT) && lit->text;
+            json_t *v = literal_json(p->value);
+            char *text = number ? xstrdup(lit->text)
+                         : v    ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)
+                                : xstrdup("?");
+            strbuf_printf(&sb, "%s%s=%s", i ? ", " : "", p->key.text, text);
+            free(text);
+            json_decref(v);
+        }
+        strbuf_putc(&sb, ')');
+    }
+    return strbuf_detach(&sb);
+}
+
+/* RANK … BY "name(k=v)" where name is not a proxy: a strategy of the registry (builtins and
+ * the extensions directory), its parameters checked against its schema. */
+static bool choose_strategy(task *t, exec_error *err)
+{
+    const ast_call *call = t->s->strategy;
+    const ext_registry *reg = ext_default();
+    const ext_strategy *st = ext_find(reg, call->name.text);
+    if (!st) {
+        strbuf names = {0};
+        for (size_t i = 0; reg && i < reg->n; i++)
+            strbuf_printf(&names, "%s%s", i ? ", " : "", reg->items[i].name);
+        exec_failb(err, 400, "semantic_error", call->h.pos,
+                   "unknown strategy \"%s\": RANK … BY takes a proxy (nn, cosine_nn, linear, "
+                   "logme, hscore, leep) or a strategy (%s; SHOW EXTENSIONS lists them)",
+                   call->name.text, names.data ? names.data : "none");
+        strbuf_free(&names);
+        return false;
+    }
+    json_t *given = json_object();
+    for (size_t i = 0; call->params && i < call->params->n; i++) {
+        const ast_param *p = (const ast_param *)call->params->items[i];
+        json_t *v = literal_json(p->value);
+        if (!v) {
+            json_decref(given);
+            return exec_failb(err, 400, "semantic_error", p->h.pos,
+                              "parameter %s of %s: expected a number, string or boolean",
+                              p->key.text, call->name.text);
+        }
+        json_object_set_new(given, p->key.text, v);
+    }
+    char *perr = NULL;
+    t->strategy_params = ext_params_canonical(st, given, &perr);
+    json_decref(given);
+    if (!t->strategy_params) {
+        exec_failb(err, 400, "semantic_error", call->h.pos, "%s", perr);
+        free(perr);
+        return false;
+    }
+    t->strategy = st;
+    t->strategy_label = call_label(call);
+    return true;
 }
 
 static bool choose_proxies(task *t, json_t *result, exec_error *err)
@@ -559,10 +636,7 @@ static bool choose_proxies(task *t, json_t *result, exec_error *err)
         bool known = proxy_name_of(s->strategy->name.text, dummy) != NULL;
         json_decref(dummy);
         if (!known)
-            return exec_failb(err, 501, "not_implemented", s->strategy->h.pos,
-                              "strategy \"%s\" is not implemented yet: RANK … BY takes a proxy "
-                              "(nn, cosine_nn, linear, logme, hscore, leep) for now",
-                              s->strategy->name.text);
+            return choose_strategy(t, err);
         if (!proxy_from_call(s->strategy, &t->proxies[0], err))
             return false;
         t->nproxies = 1;
@@ -859,6 +933,192 @@ static void assemble(const task *t, const cell_value *values, json_t *result)
     json_object_set_new(result, "failures", failures);
 }
 
+/* ---- strategies ------------------------------------------------------------------------- */
+
+/* The datasets of a strategy payload: {"id", "name", "size", "num_classes"} per part. */
+static json_t *strategy_datasets(const part_list *parts, const json_t *classes)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < parts->n; i++) {
+        const json_t *o = parts->items[i].data.obj;
+        json_t *id = json_object_get(o, "id");
+        char key[32];
+        snprintf(key, sizeof key, "%lld", (long long)json_integer_value(id));
+        json_t *nc = json_object_get(classes, key);
+        json_array_append_new(
+            arr, json_pack("{s:O, s:O, s:o, s:O}", "id", id, "name", json_object_get(o, "name"),
+                           "size",
+                           parts->items[i].data.size >= 0
+                               ? json_integer(parts->items[i].data.size)
+                               : json_null(),
+                           "num_classes", nc ? nc : json_null()));
+    }
+    return arr;
+}
+
+/* The strategy job: {"strategy": {name, version, params}, "models": [...by id],
+ * "datasets": {"train", "test"}} (docs/extensions.md); cached by its hash. */
+static bool strategy_plan(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
+{
+    const ast_select *s = t->s;
+    for (size_t i = 0; i < t->train.n + t->test.n; i++) {
+        const part *p = i < t->train.n ? &t->train.items[i] : &t->test.items[i - t->train.n];
+        if (p->nchanges)
+            return exec_failb(err, 501, "not_implemented", s->strategy->h.pos,
+                              "strategy %s: CHANGE mutations are not passed to strategies yet: "
+                              "rank the mutated data with a proxy",
+                              t->strategy->name);
+    }
+    if (t->sort.has_aggregate)
+        return exec_failb(err, 400, "semantic_error", s->strategy->h.pos,
+                          "a strategy answers one ranking: drop the aggregate of err");
+    if (!load_models(ctx, s, t->modality, t->replay, true, &t->models, result, err))
+        return false;
+    t->ngroups = 1;
+    if (t->models.n == 0)
+        return true;
+    /* Every catalog field of the candidates, and num_classes of the datasets. */
+    json_t *ids = json_array(), *dsids = json_array();
+    for (size_t i = 0; i < t->models.n; i++)
+        json_array_append_new(ids, json_integer(t->models.items[i].id));
+    for (size_t i = 0; i < t->train.n + t->test.n; i++) {
+        const part *p = i < t->train.n ? &t->train.items[i] : &t->test.items[i - t->train.n];
+        json_array_append(dsids, json_object_get(p->data.obj, "id"));
+    }
+    char *idtext = json_dumps(ids, JSON_COMPACT), *dstext = json_dumps(dsids, JSON_COMPACT);
+    json_decref(ids);
+    json_decref(dsids);
+    const char *params[] = {idtext, dstext};
+    PGresult *res = exec_sql(
+        ctx,
+        "SELECT 'm', id, (to_jsonb(m) - 'created_at' - 'updated_at')::text FROM models m "
+        "WHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
+        "UNION ALL SELECT 'd', id, num_classes::text FROM datasets "
+        "WHERE id = ANY (translate($2, '[]', '{}')::bigint[])",
+        2, params, err);
+    free(idtext);
+    free(dstext);
+    if (!res)
+        return false;
+    json_t *catalog = json_object(), *classes = json_object();
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 1);
+        if (PQgetvalue(res, r, 0)[0] == 'm')
+            json_object_set_new(catalog, id, json_loads(PQgetvalue(res, r, 2), 0, NULL));
+        else if (!PQgetisnull(res, r, 2))
+            json_object_set_new(classes, id, json_integer(strtoll(PQgetvalue(res, r, 2), NULL, 10)));
+    }
+    PQclear(res);
+    /* Models by id: the same candidates are the same job whatever the query's order. */
+    int64_t *order = xcalloc(t->models.n + 1, sizeof *order);
+    for (size_t i = 0; i < t->models.n; i++)
+        order[i] = t->models.items[i].id;
+    for (size_t i = 1; i < t->models.n; i++)
+        for (size_t j = i; j > 0 && order[j - 1] > order[j]; j--) {
+            int64_t x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    json_t *models = json_array();
+    for (size_t i = 0; i < t->models.n; i++)
+        for (size_t m = 0; m < t->models.n; m++) {
+            const model_use *mu = &t->models.items[m];
+            if (mu->id != order[i])
+                continue;
+            char key[32];
+            snprintf(key, sizeof key, "%lld", (long long)mu->id);
+            json_t *o = json_pack("{s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(mu->obj, "id"),
+                                  "name", json_object_get(mu->obj, "name"), "runner",
+                                  json_object_get(mu->obj, "runner"), "modality",
+                                  json_object_get(mu->obj, "modality"), "spec",
+                                  json_object_get(mu->obj, "spec"));
+            json_t *c = json_object_get(catalog, key);
+            json_object_set(o, "catalog", c ? c : json_object());
+            json_array_append_new(models, o);
+        }
+    free(order);
+    json_t *payload = json_pack(
+        "{s:{s:s, s:s, s:O}, s:o, s:{s:o, s:o}}", "strategy", "name", t->strategy->name,
+        "version", t->strategy->version, "params", t->strategy_params, "models", models,
+        "datasets", "train", strategy_datasets(&t->train, classes), "test",
+        strategy_datasets(&t->test, classes));
+    json_decref(catalog);
+    json_decref(classes);
+    t->strategy_job = task_job_set_add(&t->jobs, "strategy", payload);
+    return task_mark_cached(ctx, &t->jobs, "strategy", "strategy_results", err);
+}
+
+/* The ranking of a strategy job: its stored result, or why its job failed. */
+static void strategy_assemble(exec_ctx *ctx, const task *t, json_t *result, exec_error *err,
+                              bool *ok)
+{
+    json_t *rows = json_array(), *rankings = json_array(), *failures = json_array();
+    json_t *cols = json_array();
+    json_array_append_new(cols, json_string("rank"));
+    json_array_extend(cols, t->models.columns);
+    json_array_append_new(cols, json_string("proxy"));
+    json_array_append_new(cols, json_string("err"));
+    json_array_append_new(cols, json_string("acc"));
+    *ok = true;
+    json_t *ranking = NULL;
+    char *failure = NULL;
+    if (t->models.n) {
+        const char *h = t->jobs.items[t->strategy_job].hash;
+        const char *params[] = {h};
+        PGresult *res = exec_sql(ctx,
+                                 "SELECT r.ranking::text, j.status, j.error FROM "
+                                 "(SELECT $1::text AS h) q "
+                                 "LEFT JOIN strategy_results r ON r.hash = q.h "
+                                 "LEFT JOIN jobs j ON j.hash = q.h",
+                                 1, params, err);
+        if (!res) {
+            *ok = false;
+        } else if (PQntuples(res) == 1) {
+            if (!PQgetisnull(res, 0, 0))
+                ranking = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+            else if (!PQgetisnull(res, 0, 1) && (strcmp(PQgetvalue(res, 0, 1), "failed") == 0 ||
+                                                 strcmp(PQgetvalue(res, 0, 1), "cancelled") == 0))
+                failure = xstrdup(PQgetisnull(res, 0, 2) ? PQgetvalue(res, 0, 1)
+                                                        : PQgetvalue(res, 0, 2));
+        }
+        PQclear(res);
+    }
+    size_t n = json_array_size(ranking);
+    size_t limit = t->s->has_limit && (size_t)t->s->limit < n ? (size_t)t->s->limit : n;
+    for (size_t i = 0; i < limit; i++) {
+        json_t *e = json_array_get(ranking, i);
+        json_int_t id = json_integer_value(json_object_get(e, "model_id"));
+        for (size_t m = 0; m < t->models.n; m++) {
+            if (t->models.items[m].id != id)
+                continue;
+            json_t *row = json_pack("[I]", (json_int_t)i + 1);
+            json_t *cells = t->models.items[m].cells;
+            for (size_t c = 0; c < json_array_size(cells); c++)
+                json_array_append(row, json_array_get(cells, c));
+            json_array_append_new(row, json_string(t->strategy_label));
+            json_array_append_new(row, json_real(json_number_value(json_object_get(e, "err"))));
+            json_array_append_new(row, json_null());
+            json_array_append_new(rows, row);
+        }
+    }
+    json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:O, s:I, s:I}", "proxy", t->strategy_label,
+                          "strategy", t->strategy->name, "kind", ext_kind_name(t->strategy->kind),
+                          "version", t->strategy->version, "params", t->strategy_params, "rows",
+                          (json_int_t)limit, "pending",
+                          (json_int_t)(ranking || failure ? 0 : t->models.n));
+    json_array_append_new(rankings, r);
+    if (failure) {
+        json_array_append_new(failures, json_pack("{s:n, s:s, s:s}", "model", "proxy",
+                                                  t->strategy_label, "error", failure));
+        result_notice(result, "strategy %s failed: %s", t->strategy_label, failure);
+    }
+    free(failure);
+    json_decref(ranking);
+    result_set(result, cols, rows);
+    json_object_set_new(result, "rankings", rankings);
+    json_object_set_new(result, "failures", failures);
+}
+
 /* Everything before submission: the data, the models, the job DAG, and which jobs the
  * caches make unnecessary (an embedding only a known proxy result needed counts as cached). */
 static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
@@ -868,9 +1128,11 @@ static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
               choose_proxies(t, result, err) &&
               task_resolve_parts(ctx, s->trained_on, &t->train, &t->modality, err) &&
               task_resolve_parts(ctx, s->tested_on, &t->test, &t->modality, err) &&
-              replay_check_data(t, err) &&
-              load_models(ctx, s, t->modality, t->replay, &t->models, result, err) &&
-              replay_prepare(t, err);
+              replay_check_data(t, err);
+    if (ok && t->strategy)
+        return strategy_plan(ctx, t, result, err);
+    ok = ok && load_models(ctx, s, t->modality, t->replay, false, &t->models, result, err) &&
+         replay_prepare(t, err);
     if (!ok)
         return false;
     build_jobs(t);
@@ -926,9 +1188,16 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
         }
     }
     values = xcalloc(t.ncells + 1, sizeof *values);
-    if (!load_values(ctx, &t.jobs, t.cells, t.ncells, values, err))
-        goto fail;
-    assemble(&t, values, result);
+    if (t.strategy) {
+        bool assembled;
+        strategy_assemble(ctx, &t, result, err, &assembled);
+        if (!assembled)
+            goto fail;
+    } else {
+        if (!load_values(ctx, &t.jobs, t.cells, t.ncells, values, err))
+            goto fail;
+        assemble(&t, values, result);
+    }
     job_counts c = {0};
     if (submitted > 0) {
         char *ids = task_submitted_ids(&t.jobs);
@@ -1035,6 +1304,29 @@ static json_t *data_nodes(const char *role, const part_list *parts)
 /* The plan of a ranking: Rank → Proxy jobs → Embed jobs → the data, and the models. */
 static json_t *task_tree(const task *t)
 {
+    if (t->strategy) {
+        long total, cached;
+        count_kind(&t->jobs, "strategy", &total, &cached);
+        json_t *children = data_nodes("Train", &t->train);
+        json_array_extend(children, data_nodes("Test", &t->test));
+        json_array_append_new(children, explain_node("Models",
+                                                     xasprintf("%zu from %s", t->models.n,
+                                                               t->s->from.text),
+                                                     NULL));
+        json_t *job = explain_node("Strategy job",
+                                   xasprintf("%s %s (%s): %ld (%ld cached, %ld to run)",
+                                             t->strategy->name, t->strategy->version,
+                                             ext_kind_name(t->strategy->kind), total, cached,
+                                             total - cached),
+                                   children);
+        char limit[48] = "";
+        if (t->s->has_limit)
+            snprintf(limit, sizeof limit, ", LIMIT %lld", (long long)t->s->limit);
+        return explain_node("Rank",
+                            xasprintf("1 ranking by %s, the strategy's order%s",
+                                      t->strategy_label, limit),
+                            json_pack("[o]", job));
+    }
     long ptotal, pcached, etotal, ecached;
     count_kind(&t->jobs, "proxy", &ptotal, &pcached);
     count_kind(&t->jobs, "embed", &etotal, &ecached);

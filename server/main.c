@@ -28,6 +28,7 @@
 #include "server/workers.h"
 #include "db/pool.h"
 #include "db/pqutil.h"
+#include "extensions/extensions.h"
 #include "server/auth.h"
 #include "server/http.h"
 #include "server/metrics.h"
@@ -246,6 +247,31 @@ int main(int argc, char **argv)
     startup su = {.cfg = &cfg, .listen_fd = -1};
     if ((rc = load_tokens(&cfg, &su.tokens)) >= 0)
         return rc;
+    /* Strategy plugins: rankqld reads their names and parameter schemas (RANK … BY
+     * validation, SHOW EXTENSIONS) and never runs one; the local worker, which inherits
+     * RANKQL_EXTENSIONS, loads the same directory and runs them (docs/extensions.md). */
+    char *ext_dir = NULL, *ext_err = NULL;
+    if (ext_resolve_dir(cfg.extensions, cfg.data_dir, &ext_dir, &ext_err) != 0) {
+        rc = options_usage_error("%s", ext_err);
+        free(ext_err);
+        auth_free(su.tokens);
+        return rc;
+    }
+    ext_registry *extensions = cfg.migrate_only ? NULL : ext_registry_load(ext_dir, &ext_err);
+    if (!cfg.migrate_only && !extensions) {
+        fprintf(stderr, "rankqld: %s\n", ext_err);
+        free(ext_err);
+        free(ext_dir);
+        auth_free(su.tokens);
+        return EXIT_RUNTIME;
+    }
+    for (size_t i = 0; extensions && i < extensions->nwarnings; i++)
+        fprintf(stderr, "rankqld: extensions: %s\n", extensions->warnings[i]);
+    if (extensions && ext_dir)
+        fprintf(stderr, "rankqld: %zu strategies (extensions from %s)\n", extensions->n, ext_dir);
+    setenv("RANKQL_EXTENSIONS", ext_dir ? ext_dir : "none", 1);
+    free(ext_dir);
+    ext_set_default(extensions);
     /* Blocked from the start, in every thread made later: a signal during start-up waits for
      * sigtimedwait instead of killing us with the cluster half up. Children get their own
      * mask back (db/pgproc.c). */
@@ -263,6 +289,8 @@ int main(int argc, char **argv)
         if (su.listen_fd < 0) {
             fprintf(stderr, "rankqld: %s\n", why);
             auth_free(su.tokens);
+            ext_set_default(NULL);
+            ext_registry_free(extensions);
             return EXIT_RUNTIME;
         }
     }
@@ -271,5 +299,7 @@ int main(int argc, char **argv)
     if (su.listen_fd >= 0)
         close(su.listen_fd);
     auth_free(su.tokens);
+    ext_set_default(NULL);
+    ext_registry_free(extensions);
     return rc;
 }

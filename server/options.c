@@ -45,6 +45,10 @@ static void usage(FILE *out)
             "  --workers N           job slots of the local worker that rankqld starts\n"
             "                        (rankql-worker on the same database and data directory;\n"
             "                        default: CPU cores; 0 = none, run workers yourself)\n"
+            "  --extensions DIR      strategy plugins (docs/extensions.md): rankqld reads their\n"
+            "                        names and parameters, its local worker runs them\n"
+            "                        (default $RANKQL_EXTENSIONS, else DATA_DIR/extensions\n"
+            "                        if it exists; none = the builtin strategies only)\n"
             "  --verbose             log one line per request to stderr\n"
             "  --pg-user NAME        when run as root, the user that runs the embedded\n"
             "                        PostgreSQL (default postgres)\n"
@@ -126,7 +130,7 @@ int options_parse(int argc, char **argv, server_config *o)
     enum { OPT_DATA_DIR = 1000, OPT_DB, OPT_LISTEN, OPT_PG_USER, OPT_PG_NO_SYNC,
            OPT_MIGRATE_ONLY, OPT_HELP, OPT_VERSION, OPT_TOKEN_FILE, OPT_THREADS, OPT_DB_POOL,
            OPT_MAX_BODY, OPT_QUERY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_VERBOSE, OPT_MAX_WAIT,
-           OPT_WORKERS };
+           OPT_WORKERS, OPT_EXTENSIONS };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"db", required_argument, NULL, OPT_DB},
@@ -142,6 +146,7 @@ int options_parse(int argc, char **argv, server_config *o)
         {"idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT},
         {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
         {"workers", required_argument, NULL, OPT_WORKERS},
+        {"extensions", required_argument, NULL, OPT_EXTENSIONS},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -170,6 +175,7 @@ int options_parse(int argc, char **argv, server_config *o)
         case OPT_MIGRATE_ONLY: o->migrate_only = true; break;
         case OPT_TOKEN_FILE: o->token_file = optarg; break;
         case OPT_VERBOSE: o->verbose = true; break;
+        case OPT_EXTENSIONS: o->extensions = optarg; break;
         case OPT_THREADS:
             if (!parse_int(optarg, 1, 256, &v))
                 return options_usage_error("--threads '%s': give a number from 1 to 256", optarg);
@@ -226,6 +232,8 @@ int options_parse(int argc, char **argv, server_config *o)
                                    o->pg_user ? "--pg-user" : "--pg-no-sync");
     if (o->pg_user && !*o->pg_user)
         return options_usage_error("--pg-user is empty");
+    if (o->extensions && !*o->extensions)
+        return options_usage_error("--extensions is empty (give a directory, or none)");
     if (o->token_file && !*o->token_file)
         return options_usage_error("--token-file is empty");
     char why[512];

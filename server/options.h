@@ -28,6 +28,7 @@ typedef struct server_config {
     int connection_timeout_s; /* idle HTTP connections are closed after this */
     int max_wait_s;          /* longest WAIT of a query for its jobs; 0 = no limit */
     int workers;             /* slots of the local rankql-worker; 0 = none */
+    const char *extensions;  /* --extensions DIR|none; NULL = not given (extensions/extensions.h) */
 } server_config;
 
 /* Fills cfg from argv. Returns -1 to go on, else the exit status to end with (--help,

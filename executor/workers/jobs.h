@@ -38,6 +38,7 @@ typedef struct job_runner {
 
 extern const job_runner embed_job_runner;  /* embed_job.c */
 extern const job_runner proxy_job_runner;  /* proxy_job.c */
+extern const job_runner strategy_job_runner; /* strategy_job.c: strategy plugins */
 
 /* For runners' error paths: *err = the formatted message, *permanent (when not NULL) =
  * perm; returns -1. */

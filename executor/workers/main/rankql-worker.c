@@ -16,6 +16,7 @@
 
 #include "common/util.h"
 #include "executor/workers/loop.h"
+#include "extensions/extensions.h"
 #include "queue/queue.h"
 
 #define RANKQL_WORKER_VERSION "0.1.0"
@@ -56,9 +57,12 @@ static void usage(FILE *out)
             "  --lease SECONDS    job lease, renewed every SECONDS/3 (default %d); a worker\n"
             "                     that dies loses its jobs after at most this\n"
             "  --kinds K,K        job kinds to run (default: all this build has runners for;\n"
-            "                     embed, proxy)\n"
+            "                     embed, proxy, strategy)\n"
             "  --once             exit when no job of those kinds is queued or running\n"
             "  --worker-id ID     lease owner prefix (default host:pid); slot i is ID:i\n"
+            "  --extensions DIR   strategy plugins (docs/extensions.md; default\n"
+            "                     $RANKQL_EXTENSIONS, else DATA_DIR/extensions if it exists;\n"
+            "                     none = the builtin strategies only)\n"
             "  --help             show this help\n"
             "  --version          show the version\n"
             "\n"
@@ -94,7 +98,7 @@ static bool parse_int(const char *s, long lo, long hi, long *out)
 }
 
 enum { OPT_DB = 1, OPT_DATA_DIR, OPT_SLOTS, OPT_LEASE, OPT_KINDS, OPT_ONCE, OPT_ID, OPT_HELP,
-       OPT_VERSION };
+       OPT_VERSION, OPT_EXTENSIONS };
 
 int main(int argc, char **argv)
 {
@@ -106,11 +110,13 @@ int main(int argc, char **argv)
         {"kinds", required_argument, NULL, OPT_KINDS},
         {"once", no_argument, NULL, OPT_ONCE},
         {"worker-id", required_argument, NULL, OPT_ID},
+        {"extensions", required_argument, NULL, OPT_EXTENSIONS},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
         {NULL, 0, NULL, 0},
     };
     const char *db = NULL, *data_dir = NULL, *kinds_arg = NULL, *worker_id = NULL;
+    const char *ext_flag = NULL;
     long slots = 0, lease = QUEUE_DEFAULT_LEASE_SECONDS;
     bool once = false;
     opterr = 0;
@@ -118,6 +124,7 @@ int main(int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_DB: db = optarg; break;
+        case OPT_EXTENSIONS: ext_flag = optarg; break;
         case OPT_DATA_DIR: data_dir = optarg; break;
         case OPT_SLOTS:
             if (!parse_int(optarg, 1, 1024, &slots))
@@ -183,6 +190,30 @@ int main(int argc, char **argv)
         }
     }
 
+    /* Strategy plugins: loaded once; strategy jobs run them (strategy_job.c). */
+    char *ext_dir = NULL, *ext_err = NULL;
+    if (ext_resolve_dir(ext_flag, data_dir, &ext_dir, &ext_err) != 0) {
+        int rc = usage_error("%s", ext_err);
+        free(ext_err);
+        free(kinds_copy);
+        return rc;
+    }
+    ext_registry *extensions = ext_registry_load(ext_dir, &ext_err);
+    if (!extensions) {
+        fprintf(stderr, "rankql-worker: %s\n", ext_err);
+        free(ext_err);
+        free(ext_dir);
+        free(kinds_copy);
+        return 1;
+    }
+    for (size_t i = 0; i < extensions->nwarnings; i++)
+        fprintf(stderr, "rankql-worker: extensions: %s\n", extensions->warnings[i]);
+    if (ext_dir)
+        fprintf(stderr, "rankql-worker: %zu strategies (extensions from %s)\n", extensions->n,
+                ext_dir);
+    free(ext_dir);
+    ext_set_default(extensions);
+
     struct sigaction sa = {0};
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
@@ -216,5 +247,7 @@ int main(int argc, char **argv)
                 "back, %ld discarded\n",
                 stats.claimed, stats.done, stats.failed, stats.released, stats.discarded);
     free(kinds_copy);
+    ext_set_default(NULL);
+    ext_registry_free(extensions);
     return rc == 0 ? 0 : 1;
 }

@@ -1,0 +1,103 @@
+/* Strategy plugins: the registry of the builtin strategies and the plugins of an extensions
+ * directory (C shared objects and process plugins), parameter validation, and running a
+ * strategy with its answer checked (docs/extensions.md). rankqld loads the registry to know
+ * the names and schemas (validation, SHOW EXTENSIONS) and never calls a plugin; workers run
+ * them (executor/workers/strategy_job.c). */
+#ifndef RANKQL_EXTENSIONS_H
+#define RANKQL_EXTENSIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "extensions/rankql_extension.h"
+
+typedef enum ext_kind { EXT_BUILTIN, EXT_SO, EXT_PROCESS } ext_kind;
+
+enum { EXT_DEFAULT_TIMEOUT_SECONDS = 300 };
+
+typedef struct ext_strategy {
+    char *name;                  /* lower case */
+    char *version;
+    char *description;           /* "" when none */
+    ext_kind kind;
+    char *path;                  /* the .so or the manifest; NULL for builtins */
+    rqx_param *params;           /* owned copy of the schema */
+    size_t nparams;
+    double timeout_seconds;
+    /* EXT_BUILTIN, EXT_SO */
+    const rankql_extension *ext;
+    void *dl;                    /* dlopen handle (EXT_SO) */
+    /* EXT_PROCESS */
+    char **argv;                 /* NULL-terminated; argv[0] resolved against dir */
+    char *dir;                   /* the working directory of the command */
+} ext_strategy;
+
+typedef struct ext_registry {
+    size_t n;
+    ext_strategy *items;
+    char *dir;                   /* the scanned directory, NULL when none */
+    size_t nwarnings;
+    char **warnings;             /* plugins skipped, and why (one line each) */
+} ext_registry;
+
+/* The builtins plus the plugins of dir (NULL: builtins only). A plugin that cannot be
+ * loaded (bad manifest, wrong ABI, duplicate name, …) is skipped with a warning. Returns
+ * NULL with *err when dir cannot be read. */
+ext_registry *ext_registry_load(const char *dir, char **err);
+void ext_registry_free(ext_registry *r);
+
+/* The extensions directory of rankqld and rankql-worker: flag (--extensions; NULL when not
+ * given), else $RANKQL_EXTENSIONS, else DATA_DIR/extensions when it is a directory, else
+ * none. "none" means none (builtins only). *dir = the directory (caller frees) or NULL.
+ * -1 with *err when the named directory is not one. */
+int ext_resolve_dir(const char *flag, const char *data_dir, char **dir, char **err);
+
+/* By name, case-insensitively; NULL when unknown. */
+const ext_strategy *ext_find(const ext_registry *r, const char *name);
+
+/* The registry of this process (set once at start-up by rankqld / rankql-worker); when none
+ * was set, a registry of the builtins. */
+void ext_set_default(ext_registry *r);
+const ext_registry *ext_default(void);
+
+/* "builtin", "so", "process". */
+const char *ext_kind_name(ext_kind k);
+
+/* The canonical parameters: every parameter of the schema with its default, given values
+ * checked (unknown parameter, wrong type, out of range, not one of the choices), floats as
+ * reals. NULL with *err (one line, caller frees). */
+json_t *ext_params_canonical(const ext_strategy *s, const json_t *given, char **err);
+
+/* The schema as JSON: {"name": {"type", "default", "min"?, "max"?, "choices"?, "doc"?}}. */
+json_t *ext_params_json(const ext_strategy *s);
+
+/* Parses a schema written as JSON (the "parameters" of a process manifest, same shape as
+ * ext_params_json); *out is an owned array. 0, or -1 with *err. */
+int ext_params_parse(const json_t *schema, rqx_param **out, size_t *n, char **err);
+void ext_params_free(rqx_param *p, size_t n);
+
+/* Checks a strategy's answer against its models (array of objects with "id"): out is an
+ * array of {"model_id": id, "err": e} or {"json_model": {"id": id, …}, "err": e}; every
+ * model exactly once, errs finite. Returns [{"model_id", "err"}] in the answer's order, or
+ * NULL with *err. */
+json_t *ext_check_ranking(const json_t *models, const json_t *out, char **err);
+
+/* Runs strategy s on a request {"params", "models", "datasets"} (the job payload's parts):
+ * a builtin in this process; a C plugin and a process plugin in a child process (its own
+ * process group, killed at the time limit or when should_stop says so). Returns the checked
+ * ranking (ext_check_ranking), or NULL with *err and *permanent (a crash, a timeout, a bad
+ * answer are permanent: running it again would do the same). */
+typedef struct ext_run_opts {
+    double timeout_seconds;             /* 0 = the strategy's */
+    bool (*should_stop)(void *arg);     /* may be NULL */
+    void *stop_arg;
+} ext_run_opts;
+json_t *ext_run(const ext_strategy *s, const json_t *params, const json_t *models,
+                const json_t *datasets, const ext_run_opts *opts, char **err, bool *permanent);
+
+/* The builtin strategies (extensions/builtin.c). */
+extern const rankql_extension ext_builtin_random;
+
+#endif

@@ -1,0 +1,535 @@
+/* Running a strategy and checking its answer (docs/extensions.md). Builtins run in this
+ * process; C plugins and process plugins in a child process with its own process group, so
+ * that a crash, a hang or a plugin's own children cannot take the worker with them: the
+ * whole group is killed at the time limit, when the job is cancelled, and when it ends. */
+#include "extensions/extensions.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/util.h"
+
+enum { TAIL_KEEP = 4096, MAX_OUTPUT = 64 * 1024 * 1024 };
+
+/* ---- the answer ----------------------------------------------------------------------- */
+
+json_t *ext_check_ranking(const json_t *models, const json_t *out, char **err)
+{
+    if (!json_is_array(out)) {
+        *err = xstrdup("malformed output: expected a JSON array of {\"json_model\" or "
+                       "\"model_id\", \"err\"}");
+        return NULL;
+    }
+    size_t n = json_array_size(models);
+    bool *seen = xcalloc(n + 1, sizeof *seen);
+    json_t *ranking = json_array();
+    for (size_t i = 0; i < json_array_size(out); i++) {
+        json_t *e = json_array_get(out, i);
+        json_t *id = NULL;
+        if (json_is_object(e)) {
+            id = json_object_get(e, "model_id");
+            json_t *jm = json_object_get(e, "json_model");
+            if (!id && json_is_object(jm))
+                id = json_object_get(jm, "id");
+        }
+        json_t *ev = json_is_object(e) ? json_object_get(e, "err") : NULL;
+        if (!json_is_integer(id) || !json_is_number(ev)) {
+            *err = xasprintf("malformed output: entry %zu needs \"json_model\": {\"id\": …} (or "
+                             "\"model_id\") and a number \"err\"",
+                             i);
+            goto fail;
+        }
+        double v = json_number_value(ev);
+        if (!isfinite(v)) {
+            *err = xasprintf("malformed output: entry %zu: err is not finite", i);
+            goto fail;
+        }
+        json_int_t mid = json_integer_value(id);
+        size_t k = n;
+        for (size_t j = 0; j < n; j++)
+            if (json_integer_value(json_object_get(json_array_get(models, j), "id")) == mid) {
+                k = j;
+                break;
+            }
+        if (k == n) {
+            *err = xasprintf("malformed output: entry %zu: model %lld is not a candidate", i,
+                             (long long)mid);
+            goto fail;
+        }
+        if (seen[k]) {
+            *err = xasprintf("malformed output: model %lld appears twice", (long long)mid);
+            goto fail;
+        }
+        seen[k] = true;
+        json_array_append_new(ranking, json_pack("{s:I, s:f}", "model_id", mid, "err", v));
+    }
+    for (size_t j = 0; j < n; j++)
+        if (!seen[j]) {
+            *err = xasprintf("malformed output: model %lld (%s) is missing: answer every "
+                             "model once",
+                             (long long)json_integer_value(
+                                 json_object_get(json_array_get(models, j), "id")),
+                             json_string_value(json_object_get(json_array_get(models, j), "name")));
+            goto fail;
+        }
+    free(seen);
+    return ranking;
+fail:
+    free(seen);
+    json_decref(ranking);
+    return NULL;
+}
+
+/* ---- the C request -------------------------------------------------------------------- */
+
+typedef struct c_request {
+    rqx_request req;
+    rqx_value *values;
+    rqx_model *models;
+    rqx_dataset *train, *test;
+    char **strings;           /* dumped JSON texts to free */
+    size_t nstrings;
+} c_request;
+
+static const char *keep(c_request *c, char *s)
+{
+    c->strings = xrealloc(c->strings, (c->nstrings + 1) * sizeof *c->strings);
+    c->strings[c->nstrings++] = s;
+    return s;
+}
+
+static const char *str_or_empty(const json_t *o, const char *k)
+{
+    const char *s = json_string_value(json_object_get(o, k));
+    return s ? s : "";
+}
+
+static rqx_dataset *datasets_of(const json_t *arr, size_t *n)
+{
+    *n = json_array_size(arr);
+    rqx_dataset *d = xcalloc(*n + 1, sizeof *d);
+    for (size_t i = 0; i < *n; i++) {
+        const json_t *o = json_array_get(arr, i);
+        json_t *sz = json_object_get(o, "size"), *nc = json_object_get(o, "num_classes");
+        d[i] = (rqx_dataset){json_integer_value(json_object_get(o, "id")), str_or_empty(o, "name"),
+                             json_is_integer(sz) ? json_integer_value(sz) : -1,
+                             json_is_integer(nc) ? (int32_t)json_integer_value(nc) : 0};
+    }
+    return d;
+}
+
+static void c_request_build(c_request *c, const ext_strategy *s, const json_t *params,
+                            const json_t *models, const json_t *datasets, const char *request_json)
+{
+    memset(c, 0, sizeof *c);
+    c->values = xcalloc(s->nparams + 1, sizeof *c->values);
+    for (size_t i = 0; i < s->nparams; i++) {
+        const rqx_param *p = &s->params[i];
+        json_t *v = json_object_get(params, p->name);
+        rqx_value *x = &c->values[i];
+        x->name = p->name;
+        x->type = p->type;
+        switch (p->type) {
+        case RQX_INT: x->i = v ? json_integer_value(v) : p->int_default; break;
+        case RQX_FLOAT: x->f = v ? json_number_value(v) : p->float_default; break;
+        case RQX_STRING: x->s = v ? json_string_value(v) : p->string_default; break;
+        case RQX_BOOL: x->b = v ? json_is_true(v) : p->bool_default; break;
+        }
+    }
+    size_t nm = json_array_size(models);
+    c->models = xcalloc(nm + 1, sizeof *c->models);
+    for (size_t i = 0; i < nm; i++) {
+        const json_t *m = json_array_get(models, i);
+        json_t *spec = json_object_get(m, "spec"), *cat = json_object_get(m, "catalog");
+        c->models[i] = (rqx_model){
+            json_integer_value(json_object_get(m, "id")), str_or_empty(m, "name"),
+            str_or_empty(m, "runner"), str_or_empty(m, "modality"),
+            keep(c, json_dumps(spec ? spec : json_object(), JSON_COMPACT | JSON_SORT_KEYS)),
+            keep(c, cat ? json_dumps(cat, JSON_COMPACT | JSON_SORT_KEYS) : xstrdup("{}"))};
+    }
+    c->train = datasets_of(json_object_get(datasets, "train"), &c->req.ntrain);
+    c->test = datasets_of(json_object_get(datasets, "test"), &c->req.ntest);
+    c->req.struct_size = sizeof c->req;
+    c->req.strategy = s->name;
+    c->req.params = c->values;
+    c->req.nparams = s->nparams;
+    c->req.models = c->models;
+    c->req.nmodels = nm;
+    c->req.train = c->train;
+    c->req.test = c->test;
+    c->req.request_json = request_json;
+    c->req.host = NULL;
+}
+
+static void c_request_free(c_request *c)
+{
+    for (size_t i = 0; i < c->nstrings; i++)
+        free(c->strings[i]);
+    free(c->strings);
+    free(c->values);
+    free(c->models);
+    free(c->train);
+    free(c->test);
+}
+
+/* Calls rank() and encodes its answer as the process protocol's output. NULL with *err. */
+static char *call_rank(const ext_strategy *s, const c_request *c, char **err)
+{
+    size_t n = c->req.nmodels;
+    rqx_ranked *out = xcalloc(n + 1, sizeof *out);
+    char msg[1024] = "";
+    int got = s->ext->rank(&c->req, out, msg, sizeof msg);
+    char *text = NULL;
+    if (got < 0) {
+        msg[sizeof msg - 1] = '\0';
+        *err = xasprintf("strategy %s failed: %s", s->name, *msg ? msg : "(no message)");
+    } else if ((size_t)got != n) {
+        *err = xasprintf("strategy %s answered %d models of %zu: answer every model once",
+                         s->name, got, n);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(out[i].err)) {
+                *err = xasprintf("strategy %s: malformed output: entry %zu: err is not finite",
+                                 s->name, i);
+                free(out);
+                return NULL;
+            }
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, json_pack("{s:I, s:f}", "model_id",
+                                                 (json_int_t)out[i].model_id, "err", out[i].err));
+        text = json_dumps(arr, JSON_COMPACT);
+        json_decref(arr);
+    }
+    free(out);
+    return text;
+}
+
+/* ---- child processes ------------------------------------------------------------------ */
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void tail_add(strbuf *tail, const char *buf, size_t n)
+{
+    strbuf_append(tail, buf, n);
+    if (tail->len > 2 * TAIL_KEEP) {
+        memmove(tail->data, tail->data + tail->len - TAIL_KEEP, TAIL_KEEP);
+        tail->len = TAIL_KEEP;
+        tail->data[tail->len] = '\0';
+    }
+}
+
+/* The last non-empty line of the tail, trimmed (caller frees), or NULL. */
+static char *tail_last_line(const strbuf *tail)
+{
+    if (!tail->len)
+        return NULL;
+    size_t end = tail->len;
+    while (end > 0 && strchr("\n\r \t", tail->data[end - 1]))
+        end--;
+    if (end == 0)
+        return NULL;
+    size_t start = end;
+    while (start > 0 && tail->data[start - 1] != '\n')
+        start--;
+    if (end - start > 500)
+        start = end - 500;
+    return xstrndup(tail->data + start, end - start);
+}
+
+static bool pump(int fd, strbuf *tail)
+{
+    char buf[4096];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r > 0) {
+            ssize_t w = write(STDERR_FILENO, buf, (size_t)r); /* the worker's log */
+            (void)w;
+            tail_add(tail, buf, (size_t)r);
+            continue;
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+}
+
+static int write_all(int fd, const char *s, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, s, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        s += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+typedef struct outcome {
+    int status;
+    bool timed_out, stopped;
+    int exec_errno;
+} outcome;
+
+/* Forks a child in its own process group: stdin from in_fd, stdout to out_fd, stderr to a
+ * pipe kept as the tail. The child execs argv (cwd dir), or, with argv NULL, runs the C
+ * plugin's rank() and writes its answer to out_fd. Waits for it, killing the group at the
+ * deadline or when should_stop says so. */
+static int run_child(const ext_strategy *s, const c_request *c, int in_fd, int out_fd,
+                     const ext_run_opts *opts, double timeout, strbuf *tail, outcome *oc,
+                     char **err)
+{
+    memset(oc, 0, sizeof *oc);
+    int errp[2], statp[2];
+    if (pipe2(errp, O_CLOEXEC) != 0) {
+        *err = xasprintf("cannot create a pipe: %s", strerror(errno));
+        return -1;
+    }
+    if (pipe2(statp, O_CLOEXEC) != 0) {
+        close(errp[0]), close(errp[1]);
+        *err = xasprintf("cannot create a pipe: %s", strerror(errno));
+        return -1;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        close(errp[0]), close(errp[1]), close(statp[0]), close(statp[1]);
+        *err = xasprintf("cannot fork: %s", strerror(e));
+        return -1;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        dup2(in_fd, STDIN_FILENO);
+        dup2(errp[1], STDERR_FILENO);
+        if (s->kind == EXT_PROCESS) {
+            dup2(out_fd, STDOUT_FILENO);
+            if (s->dir && chdir(s->dir) != 0) {
+                int e = errno;
+                ssize_t w = write(statp[1], &e, sizeof e);
+                (void)w;
+                _exit(127);
+            }
+            execvp(s->argv[0], s->argv);
+            int e = errno;
+            ssize_t w = write(statp[1], &e, sizeof e);
+            (void)w;
+            _exit(127);
+        }
+        /* A C plugin: its stdout goes to the log, its answer to out_fd. */
+        close(statp[1]);
+        dup2(errp[1], STDOUT_FILENO);
+        char *perr = NULL;
+        char *text = call_rank(s, c, &perr);
+        if (!text) {
+            fprintf(stderr, "%s\n", perr);
+            fflush(stderr);
+            _exit(1);
+        }
+        _exit(write_all(out_fd, text, strlen(text)) == 0 ? 0 : 1);
+    }
+    setpgid(pid, pid);
+    close(errp[1]);
+    close(statp[1]);
+    ssize_t r;
+    do
+        r = read(statp[0], &oc->exec_errno, sizeof oc->exec_errno);
+    while (r < 0 && errno == EINTR);
+    close(statp[0]);
+    if (r != (ssize_t)sizeof oc->exec_errno)
+        oc->exec_errno = 0;
+    fcntl(errp[0], F_SETFL, fcntl(errp[0], F_GETFL) | O_NONBLOCK);
+    double deadline = now_seconds() + timeout;
+    bool open_pipe = true;
+    for (;;) {
+        struct pollfd pfd = {errp[0], POLLIN, 0};
+        int pr = poll(&pfd, open_pipe ? 1 : 0, 50);
+        if (pr > 0 && open_pipe)
+            open_pipe = pump(errp[0], tail);
+        if (waitpid(pid, &oc->status, WNOHANG) == pid)
+            break;
+        if (!oc->timed_out && !oc->stopped) {
+            if (now_seconds() > deadline)
+                oc->timed_out = true;
+            else if (opts && opts->should_stop && opts->should_stop(opts->stop_arg))
+                oc->stopped = true;
+            if (oc->timed_out || oc->stopped)
+                kill(-pid, SIGKILL);
+        }
+    }
+    kill(-pid, SIGKILL); /* whatever it left behind in its group */
+    double drain_until = now_seconds() + 1.0;
+    while (open_pipe && now_seconds() < drain_until) {
+        struct pollfd pfd = {errp[0], POLLIN, 0};
+        if (poll(&pfd, 1, 50) > 0)
+            open_pipe = pump(errp[0], tail);
+    }
+    close(errp[0]);
+    return 0;
+}
+
+static char *read_fd(int fd, size_t *len, bool *too_big)
+{
+    strbuf sb = {0};
+    char buf[65536];
+    *too_big = false;
+    if (lseek(fd, 0, SEEK_SET) < 0)
+        return NULL;
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (sb.len + (size_t)r > MAX_OUTPUT) {
+            *too_big = true;
+            break;
+        }
+        strbuf_append(&sb, buf, (size_t)r);
+    }
+    *len = sb.len;
+    if (!sb.data)
+        return xstrdup("");
+    return strbuf_detach(&sb);
+}
+
+static int temp_file(char **err)
+{
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    char *path = xasprintf("%s/rankql-strategy-XXXXXX", base);
+    int fd = mkostemp(path, O_CLOEXEC);
+    if (fd < 0)
+        *err = xasprintf("cannot create a temporary file in %s: %s", base, strerror(errno));
+    else
+        unlink(path);
+    free(path);
+    return fd;
+}
+
+json_t *ext_run(const ext_strategy *s, const json_t *params, const json_t *models,
+                const json_t *datasets, const ext_run_opts *opts, char **err, bool *permanent)
+{
+    *permanent = true;
+    json_t *request = json_pack("{s:s, s:s, s:O, s:O, s:O}", "strategy", s->name, "version",
+                                s->version, "params", params, "models", models, "datasets",
+                                datasets);
+    char *request_text = json_dumps(request, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(request);
+    c_request c;
+    c_request_build(&c, s, params, models, datasets, request_text);
+    json_t *ranking = NULL, *answer = NULL;
+    char *out_text = NULL, *line = NULL;
+    strbuf tail = {0};
+    int in_fd = -1, out_fd = -1;
+    if (s->kind == EXT_BUILTIN) {
+        out_text = call_rank(s, &c, err);
+        if (!out_text)
+            goto done;
+    } else {
+        in_fd = temp_file(err);
+        out_fd = in_fd >= 0 ? temp_file(err) : -1;
+        if (out_fd < 0) {
+            *permanent = false;
+            goto done;
+        }
+        if (write_all(in_fd, request_text, strlen(request_text)) != 0 ||
+            write_all(in_fd, "\n", 1) != 0 || lseek(in_fd, 0, SEEK_SET) < 0) {
+            *err = xasprintf("cannot write the request: %s", strerror(errno));
+            *permanent = false;
+            goto done;
+        }
+        double timeout = opts && opts->timeout_seconds > 0 ? opts->timeout_seconds
+                                                           : s->timeout_seconds;
+        outcome oc;
+        if (run_child(s, &c, in_fd, out_fd, opts, timeout, &tail, &oc, err) != 0) {
+            *permanent = false;
+            goto done;
+        }
+        line = tail_last_line(&tail);
+        if (oc.exec_errno) {
+            *err = xasprintf("strategy %s: cannot run %s: %s", s->name, s->argv[0],
+                             strerror(oc.exec_errno));
+            goto done;
+        }
+        if (oc.stopped) {
+            *err = xasprintf("strategy %s stopped (cancelled or lease lost)", s->name);
+            *permanent = false;
+            goto done;
+        }
+        if (oc.timed_out) {
+            *err = xasprintf("strategy %s timed out after %g s and was killed", s->name, timeout);
+            goto done;
+        }
+        if (WIFSIGNALED(oc.status)) {
+            *err = xasprintf("strategy %s crashed: killed by signal %d (%s)%s%s", s->name,
+                             WTERMSIG(oc.status), strsignal(WTERMSIG(oc.status)),
+                             line ? ": " : "", line ? line : "");
+            goto done;
+        }
+        if (WEXITSTATUS(oc.status) != 0) {
+            if (s->kind == EXT_SO && line)
+                *err = xstrdup(line);
+            else
+                *err = xasprintf("strategy %s exited with status %d: %s", s->name,
+                                 WEXITSTATUS(oc.status), line ? line : "(nothing on stderr)");
+            goto done;
+        }
+        size_t len;
+        bool too_big;
+        out_text = read_fd(out_fd, &len, &too_big);
+        if (!out_text || too_big) {
+            *err = too_big ? xasprintf("malformed output: more than %d bytes", MAX_OUTPUT)
+                           : xasprintf("cannot read the output: %s", strerror(errno));
+            goto done;
+        }
+    }
+    json_error_t je;
+    answer = json_loads(out_text, JSON_DECODE_ANY, &je);
+    if (!answer) {
+        *err = xasprintf("strategy %s: malformed output: not JSON (line %d: %s)", s->name,
+                         je.line, je.text);
+        goto done;
+    }
+    char *cerr = NULL;
+    ranking = ext_check_ranking(models, answer, &cerr);
+    if (!ranking) {
+        *err = xasprintf("strategy %s: %s", s->name, cerr);
+        free(cerr);
+    }
+done:
+    if (in_fd >= 0)
+        close(in_fd);
+    if (out_fd >= 0)
+        close(out_fd);
+    json_decref(answer);
+    free(out_text);
+    free(line);
+    strbuf_free(&tail);
+    c_request_free(&c);
+    free(request_text);
+    return ranking;
+}
