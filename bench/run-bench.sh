@@ -13,6 +13,8 @@
 #                   linear classifiers trained on the full train set: rank correlation,
 #                   regret, and cost as a ratio of the ground truth's (a few minutes on 2
 #                   cores; RANKQL_BENCH_QUICK=1 uses 20000 train rows for the ground truth)
+#   bench_sh        the successive-halving cost simulator (shift-spec §7.1): SH vs no SH, 1 and 8
+#                   devices, as ratios of the no-SH cost
 #   bench_http      HTTP catalog queries vs the same SQL over libpq (starts rankqld)
 #
 # Exits non-zero when a benchmark fails or none was found.
