@@ -769,13 +769,17 @@ ext_registry *ext_registry_load(const char *dir, char **err)
     }
     if (!dir)
         return r;
-    DIR *d = opendir(dir);
+    /* Absolute: process plugins run in their directory, with commands resolved in it. */
+    char *absdir = realpath(dir, NULL);
+    DIR *d = absdir ? opendir(absdir) : NULL;
     if (!d) {
         *err = xasprintf("extensions directory %s: %s", dir, strerror(errno));
+        free(absdir);
         ext_registry_free(r);
         return NULL;
     }
-    r->dir = xstrdup(dir);
+    r->dir = absdir;
+    dir = absdir;
     char **names = NULL;
     size_t n = 0;
     struct dirent *de;

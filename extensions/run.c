@@ -321,7 +321,11 @@ static int run_child(const ext_strategy *s, const c_request *c, int in_fd, int o
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGPIPE, SIG_DFL);
+        /* Default dispositions: a crash must end the child, whatever handlers the worker
+         * (or a test harness) installed. */
+        static const int fatal[] = {SIGPIPE, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTERM};
+        for (size_t i = 0; i < sizeof fatal / sizeof *fatal; i++)
+            signal(fatal[i], SIG_DFL);
         dup2(in_fd, STDIN_FILENO);
         dup2(errp[1], STDERR_FILENO);
         if (s->kind == EXT_PROCESS) {
