@@ -74,6 +74,10 @@ typedef struct job_ref {
 typedef struct job_set {
     size_t n, cap;
     job_ref *items;
+    /* Open-addressing index by hash (slot = item index + 1, 0 = empty), so a query with
+     * thousands of jobs finds one in O(1). */
+    size_t *slots;
+    size_t nslots;          /* a power of two, at least 2n */
 } job_set;
 
 /* The jobs of a query by status; running_progress sums the running jobs' progress. */
@@ -89,6 +93,9 @@ void task_job_set_free(job_set *s);
 
 /* Adds a job (or finds it); returns its index. Steals payload. */
 size_t task_job_set_add(job_set *s, const char *kind, json_t *payload);
+
+/* The index of the job with this hash, or SIZE_MAX. */
+size_t task_job_find(const job_set *s, const char *hash);
 
 /* Job `job` waits for job `dep` (indices in s; once each). */
 void task_job_add_dep(job_set *s, size_t job, size_t dep);

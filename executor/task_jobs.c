@@ -3,6 +3,7 @@
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,43 @@ void task_job_set_free(job_set *s)
         free(s->items[i].deps);
     }
     free(s->items);
+    free(s->slots);
     memset(s, 0, sizeof *s);
+}
+
+/* A hash's first 16 hex digits: SHA-256 output is uniform, so they index well. */
+static size_t slot_key(const char *hex)
+{
+    uint64_t k = 0;
+    for (int i = 0; i < 16 && hex[i]; i++)
+        k = k << 4 | (uint64_t)(hex[i] <= '9' ? hex[i] - '0' : hex[i] - 'a' + 10);
+    return (size_t)k;
+}
+
+/* The slot that holds hash, or the empty slot where it would go. */
+static size_t *slot_for(const job_set *s, const char *hash)
+{
+    size_t mask = s->nslots - 1;
+    for (size_t i = slot_key(hash) & mask;; i = (i + 1) & mask)
+        if (s->slots[i] == 0 || strcmp(s->items[s->slots[i] - 1].hash, hash) == 0)
+            return &s->slots[i];
+}
+
+static void grow_slots(job_set *s)
+{
+    free(s->slots);
+    s->nslots = s->nslots ? 2 * s->nslots : 64;
+    s->slots = xcalloc(s->nslots, sizeof *s->slots);
+    for (size_t i = 0; i < s->n; i++)
+        *slot_for(s, s->items[i].hash) = i + 1;
+}
+
+size_t task_job_find(const job_set *s, const char *hash)
+{
+    if (s->nslots == 0)
+        return SIZE_MAX;
+    size_t slot = *slot_for(s, hash);
+    return slot ? slot - 1 : SIZE_MAX;
 }
 
 /* Adds a job (or finds it); returns its index. Steals payload. */
@@ -32,11 +69,11 @@ size_t task_job_set_add(job_set *s, const char *kind, json_t *payload)
 {
     char hash[HASH_HEX_LEN + 1];
     queue_job_hash(kind, payload, hash);
-    for (size_t i = 0; i < s->n; i++)
-        if (strcmp(s->items[i].hash, hash) == 0) {
-            json_decref(payload);
-            return i;
-        }
+    size_t found = task_job_find(s, hash);
+    if (found != SIZE_MAX) {
+        json_decref(payload);
+        return found;
+    }
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 16;
         s->items = xrealloc(s->items, s->cap * sizeof *s->items);
@@ -46,7 +83,12 @@ size_t task_job_set_add(job_set *s, const char *kind, json_t *payload)
     memcpy(j->hash, hash, sizeof hash);
     j->kind = kind;
     j->payload = payload;
-    return s->n++;
+    s->n++;
+    if (2 * s->n > s->nslots)
+        grow_slots(s); /* re-inserts every job, this one included */
+    else
+        *slot_for(s, hash) = s->n;
+    return s->n - 1;
 }
 
 void task_job_add_dep(job_set *s, size_t job, size_t dep)
@@ -82,10 +124,11 @@ bool task_mark_cached(exec_ctx *ctx, job_set *s, const char *kind, const char *t
     free(text);
     if (!res)
         return false;
-    for (int r = 0; r < PQntuples(res); r++)
-        for (size_t i = 0; i < s->n; i++)
-            if (strcmp(s->items[i].hash, PQgetvalue(res, r, 0)) == 0)
-                s->items[i].cached = true;
+    for (int r = 0; r < PQntuples(res); r++) {
+        size_t i = task_job_find(s, PQgetvalue(res, r, 0));
+        if (i != SIZE_MAX)
+            s->items[i].cached = true;
+    }
     PQclear(res);
     return true;
 }
@@ -127,9 +170,9 @@ bool task_forget_missing_features(exec_ctx *ctx, job_set *s, exec_error *err)
             continue;
         const char *p1[] = {hash};
         ok = exec_cmd(ctx, "DELETE FROM feature_cache WHERE hash = $1", 1, p1, err) >= 0;
-        for (size_t i = 0; ok && i < s->n; i++)
-            if (strcmp(s->items[i].hash, hash) == 0)
-                s->items[i].cached = false;
+        size_t i = task_job_find(s, hash);
+        if (ok && i != SIZE_MAX)
+            s->items[i].cached = false;
     }
     PQclear(res);
     return ok;
