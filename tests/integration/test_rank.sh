@@ -110,7 +110,12 @@ NMODELS=4
 PORT=$(free_port); BASE=http://127.0.0.1:$PORT
 printf '#!/bin/sh\nexec %q "$@" --lease 6\n' "$WORKER" >"$SCRATCH/worker"
 chmod 755 "$SCRATCH/worker"
-RANKQL_WORKER=$SCRATCH/worker "$RANKQLD" --data-dir "$DATA" --pg-no-sync \
+# Strategy plugins (case 15): the test process plugins and the test C plugin.
+EXT=$SCRATCH/ext; mkdir -p "$EXT"
+cp "$RANKQL_ROOT"/tests/extensions/*.json "$RANKQL_ROOT"/tests/extensions/*.sh \
+  "$RANKQL_ROOT"/tests/extensions/*.py "$EXT"/
+cp "${RANKQL_TEST_PLUGIN:-$RANKQL_BIN/../tests/extensions/test_plugin.so}" "$EXT"/ 2>/dev/null
+RANKQL_WORKER=$SCRATCH/worker "$RANKQLD" --data-dir "$DATA" --pg-no-sync --extensions "$EXT" \
   --listen "127.0.0.1:$PORT" 2>"$SCRATCH/srv.err" &
 SRV=$!
 started=0
@@ -542,6 +547,61 @@ printf '9,109,org/alpha,HuggingFace,5,dmlab,25,{},0.7\n' >>"$REC"
 query "$RQ" 60
 jcheck "14: after the records file changed, its jobs run again with the new runs" \
   '.jobs.cached == 0 and [.rows[] | [.[1], (.[3] * 1e9 | round)]][0] == ["r/alpha", 300000000]'
+
+# ---- 15. strategy plugins (docs/extensions.md) -----------------------------------------------
+section "case 15"
+strat_q() { printf 'RANK name FROM image_models WHERE %s TRAINED ON "tr" TESTED ON TASK "te" BY "%s" %s;' "$MODELS" "$1" "${2-WAIT}"; }
+query "$(strat_q 'random(seed=1)')" 60
+expect "15: RANK … BY \"random(seed=1)\" WAIT answers 200" 200
+R15=$RESP
+jcheck "15: every model once, rank 1..n, status complete" \
+  "([.rows[][1]] | sort) == [\"t/hog\", \"t/pca-8\", \"t/raw\", \"t/rp-16\"] and [.rows[][0]] == [1, 2, 3, 4] and .status == \"complete\""
+jcheck "15: one strategy job, submitted" '.jobs.total == 1 and .jobs.submitted == 1 and .rankings[0].kind == "builtin"'
+query "$(strat_q 'random(seed=1)')" 60
+jcheck "15: the second time it is cached, with the same rows" \
+  ".jobs.cached == 1 and .jobs.submitted == 0 and .rows == $(printf '%s' "$R15" | jq -c .rows)"
+query "$(strat_q 'random(seed=1)' 'LIMIT 2 WAIT')" 60
+jcheck "15: LIMIT keeps the top of the strategy's order" ".rows == $(printf '%s' "$R15" | jq -c '.rows[:2]')"
+query "SELECT id FROM jobs WHERE kind = 'strategy' AND status = 'done';"
+jcheck "15: one strategy job is done" '.row_count == 1'
+query "$(strat_q 'random(seed=2)')" 60
+jcheck "15: another seed is another job" '.jobs.submitted == 1 and (.rows | length) == 4'
+query "$(strat_q 'namelen')" 60
+jcheck "15: a process plugin's ranking (by name length)" \
+  '[.rows[][1]] == ["t/hog", "t/raw", "t/pca-8", "t/rp-16"] and [.rows[][3]] == [5, 5, 7, 7] and .rankings[0].kind == "process"'
+query "$(strat_q 'namelen(reverse=true, scale=2)')" 60
+jcheck "15: ... with parameters" '[.rows[][1]] == ["t/rp-16", "t/pca-8", "t/raw", "t/hog"] and .rows[0][3] == 14'
+if [ -f "$EXT/test_plugin.so" ]; then
+  query "$(strat_q 'testc(reverse=true)')" 60
+  jcheck "15: a C plugin's ranking" '(.rows | length) == 4 and .rankings[0].kind == "so" and [.rows[][3]] == [0, 1, 2, 3]'
+  query "$(strat_q 'testc(mode=crash)')" 60
+  jcheck "15: a crashing C plugin fails its job, shown in failures" \
+    '(.rows | length) == 0 and (.failures[0].error | test("crashed: killed by signal 11")) and .status == "partial"'
+else
+  not_ok "15: the test C plugin is built (make build/tests/extensions/test_plugin.so)"
+fi
+query "$(strat_q 'crash')" 60
+jcheck "15: a crashing process plugin shows in failures" \
+  '(.rows | length) == 0 and (.failures[0].error | test("strategy crash crashed: killed by signal 11"))'
+query "$(strat_q 'slow')" 60
+jcheck "15: a slow one is killed at its time limit" '(.failures[0].error | test("timed out after 2 s"))'
+query "$(strat_q 'malformed')" 60
+jcheck "15: malformed output fails the job" '(.failures[0].error | test("malformed output"))'
+query "$(strat_q 'random(seed=1)' 'WAIT')" 60
+jcheck "15: the worker still ranks after the failures" ".rows == $(printf '%s' "$R15" | jq -c .rows)"
+query "$(strat_q 'random(sed=1)')"
+expect "15: an unknown parameter: 400" 400 semantic_error
+check_contains "15: ... naming it" 'unknown parameter "sed"' "$(jf .error.message)"
+query "$(strat_q 'random(seed=-1)')"
+expect "15: a parameter out of range: 400" 400 semantic_error
+query "$(strat_q "namelen(scale='x')")"
+expect "15: a parameter of the wrong type: 400" 400 semantic_error
+query "$(strat_q 'nosuch')"
+expect "15: an unknown strategy: 400" 400 semantic_error
+query "SHOW EXTENSIONS;"
+jcheck "15: SHOW EXTENSIONS lists the strategies with kind and parameters" \
+  '([.rows[] | [.[0], .[2]]] | contains([["random", "builtin"], ["namelen", "process"], ["crash", "process"]])) and ([.rows[] | select(.[0] == "namelen") | .[3].scale.type] == ["float"]) and .columns[0:4] == ["name", "version", "kind", "parameters"]'
+jcheck "15: ... and says why a plugin was skipped" '[.notices[] | test("badparams.json skipped")] | any'
 
 # ---- shutdown ------------------------------------------------------------------------------------
 section shutdown
