@@ -3,7 +3,7 @@
 #   make            install missing Debian packages, build everything
 #   make test       build and run every test suite (unit, sanitizer, fuzz smoke, integration)
 #   make bench      run the benchmarks in bench/
-#   make fuzz       run the parser fuzzer (FUZZ_SECONDS=300 by default)
+#   make fuzz       run every fuzz target, FUZZ_SECONDS (300) each
 #   make demo       build, start rankqld on its embedded PostgreSQL, run the demo
 #   make CUDA=1     also build the CUDA path (off unless asked: see the proxies section)
 #
@@ -254,8 +254,11 @@ $(ITESTS): $(BUILD)/tests/itest_%: $(BUILD)/obj/tests/integration/itest_%.o $(LI
 # ---- fuzzing --------------------------------------------------------------------------
 # libFuzzer targets tests/fuzz/fuzz_*.c, built with clang under ASan/UBSan into build-fuzz/
 # by a sub-make that reuses the rules above (BUILD=build-fuzz, CC=clang, sanitizer OPT), so
-# the generated lexer and parser are made the same way. Only common/ and grammar/ are
-# linked. tests/fuzz/run-fuzz.sh calls `make fuzz-build` and runs the targets.
+# the generated lexer and parser are made the same way. Every target links common/ and
+# grammar/ (libfuzz.a); fuzz_datasets adds datasets/ (zlib, libpng, libjpeg, libcrypto) and
+# fuzz_http_body the request checks and answers of server/ (request.c, response.c, auth.c),
+# all built with the fuzz flags. tests/fuzz/run-fuzz.sh calls `make fuzz-build` and runs the
+# targets.
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_OPT      = -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
                 -fno-sanitize-recover=all
@@ -270,6 +273,11 @@ $(BUILD)/libfuzz.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+# A target's own objects (prerequisites ending in .o) and libraries (FUZZ_PKGS) come first.
 $(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libfuzz.a $(HEADERS)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libfuzz.a \
-	  $(shell pkg-config --libs jansson) -lm -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fsanitize=fuzzer $< $(filter %.o,$^) $(BUILD)/libfuzz.a \
+	  $(shell pkg-config --libs jansson $(FUZZ_PKGS)) -lm -o $@
+
+$(BUILD)/fuzz_datasets: $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard datasets/*.c))
+$(BUILD)/fuzz_datasets: FUZZ_PKGS = zlib libpng libjpeg libcrypto
+$(BUILD)/fuzz_http_body: $(patsubst %,$(BUILD)/obj/server/%.o,request response auth)

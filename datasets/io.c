@@ -18,6 +18,7 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
+#include "common/utf8.h"
 #include "common/util.h"
 
 int ds_fail(char **err, const char *path, const char *fmt, ...)
@@ -30,6 +31,17 @@ int ds_fail(char **err, const char *path, const char *fmt, ...)
         va_start(ap, fmt);
         strbuf_vprintf(&sb, fmt, ap);
         va_end(ap);
+        /* One line of valid UTF-8 (it is sent as JSON), although messages quote bytes of
+         * the file (a CSV field, an .npy header): control bytes and bytes that are not
+         * UTF-8 become '?'. */
+        for (size_t i = 0; i < sb.len; i++)
+            if ((unsigned char)sb.data[i] < 0x20 || sb.data[i] == 0x7f)
+                sb.data[i] = '?';
+        size_t off = 0, bad;
+        while (off < sb.len && !utf8_valid(sb.data + off, sb.len - off, &bad)) {
+            sb.data[off + bad] = '?';
+            off += bad + 1;
+        }
         *err = strbuf_detach(&sb);
     }
     return -1;

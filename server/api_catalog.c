@@ -9,10 +9,8 @@
 #include "common/utf8.h"
 #include "common/util.h"
 #include "server/api.h"
+#include "server/request.h"
 
-#define DEFAULT_LIMIT 100
-#define MAX_LIMIT 1000
-#define MAX_OFFSET 1000000000000LL
 #define MAX_FILTERS 4
 
 typedef struct listing {
@@ -56,91 +54,11 @@ static const listing datasets_listing = {
     "                    ORDER BY p.name) FROM page p), '[]')",
 };
 
-/* A non-negative decimal number of at most 15 digits. */
-static bool parse_count(const char *s, long long *out)
-{
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > 15)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!isdigit((unsigned char)s[i]))
-            return false;
-    *out = strtoll(s, NULL, 10);
-    return true;
-}
-
-static void filter_names(const listing *l, strbuf *sb)
-{
-    for (size_t i = 0; l->filters[i]; i++)
-        strbuf_printf(sb, "%s%s", i ? ", " : "", l->filters[i]);
-}
-
-/* Reads limit, offset and the filters into values ($1…). False after answering 400. */
-static bool read_args(const listing *l, const http_request *req, const char **values,
-                      long long *limit, long long *offset, http_response *resp)
-{
-    *limit = DEFAULT_LIMIT;
-    *offset = 0;
-    if (req->too_many_args) {
-        http_reply_error(resp, 400, "invalid_parameter", "too many query parameters (at most %d)",
-                         HTTP_MAX_ARGS);
-        return false;
-    }
-    for (size_t i = 0; i < req->nargs; i++) {
-        const char *key = req->args[i].key, *value = req->args[i].value;
-        if (!utf8_valid(key, strlen(key), NULL) || (value && !utf8_valid(value, strlen(value), NULL))) {
-            http_reply_error(resp, 400, "invalid_parameter", "a query parameter is not valid UTF-8");
-            return false;
-        }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(req->args[j].key, key) == 0) {
-                http_reply_error(resp, 400, "invalid_parameter", "parameter \"%s\" is given twice",
-                                 key);
-                return false;
-            }
-        if (!value) {
-            http_reply_error(resp, 400, "invalid_parameter", "parameter \"%s\" needs a value (%s=…)",
-                             key, key);
-            return false;
-        }
-        if (strcmp(key, "limit") == 0) {
-            if (!parse_count(value, limit) || *limit > MAX_LIMIT) {
-                http_reply_error(resp, 400, "invalid_parameter",
-                                 "limit must be a whole number from 0 to %d", MAX_LIMIT);
-                return false;
-            }
-            continue;
-        }
-        if (strcmp(key, "offset") == 0) {
-            if (!parse_count(value, offset) || *offset > MAX_OFFSET) {
-                http_reply_error(resp, 400, "invalid_parameter",
-                                 "offset must be a whole number from 0 to %lld", MAX_OFFSET);
-                return false;
-            }
-            continue;
-        }
-        size_t f = 0;
-        while (l->filters[f] && strcmp(l->filters[f], key) != 0)
-            f++;
-        if (!l->filters[f]) {
-            strbuf names = {0};
-            filter_names(l, &names);
-            http_reply_error(resp, 400, "invalid_parameter",
-                             "unknown parameter \"%.64s\": %s takes limit, offset and the filters %s",
-                             key, l->what, names.data);
-            strbuf_free(&names);
-            return false;
-        }
-        values[f] = value;
-    }
-    return true;
-}
-
 static void list(const listing *l, server_ctx *ctx, const http_request *req, http_response *resp)
 {
     const char *values[MAX_FILTERS + 2] = {0};
     long long limit, offset;
-    if (!read_args(l, req, values, &limit, &offset, resp))
+    if (!api_list_args(l->what, l->filters, req, values, &limit, &offset, resp))
         return;
     size_t nf = 0;
     while (l->filters[nf])

@@ -1,5 +1,5 @@
-/* What the handlers share: pooled connections with their 503 answers, a statement runner that
- * survives a database restart, and reading a JSON body. */
+/* What the handlers share: pooled connections with their 503 answers and a statement runner
+ * that survives a database restart. (Reading a JSON body, api_json_body, is in request.c.) */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,38 +69,4 @@ PGresult *api_db_exec(server_ctx *ctx, PGconn *conn, const char *sql, int nparam
         PQclear(res);
         return NULL;
     }
-}
-
-bool api_json_body(const http_request *req, bool empty_ok, json_t **out, http_response *resp)
-{
-    *out = NULL;
-    if (req->body_len == 0) {
-        if (empty_ok) {
-            *out = json_object();
-            return true;
-        }
-        http_reply_error(resp, 400, "invalid_json", "the body is empty; send a JSON object");
-        return false;
-    }
-    size_t bad;
-    if (!utf8_valid(req->body, req->body_len, &bad)) {
-        http_reply_error(resp, 400, "invalid_json",
-                         "the body is not valid UTF-8 (byte 0x%02x at offset %zu)",
-                         (unsigned char)req->body[bad], bad);
-        return false;
-    }
-    json_error_t je;
-    json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &je);
-    if (!v) {
-        http_reply_error(resp, 400, "invalid_json", "the body is not valid JSON: %s (line %d, column %d)",
-                         je.text, je.line, je.column);
-        return false;
-    }
-    if (!json_is_object(v)) {
-        json_decref(v);
-        http_reply_error(resp, 422, "invalid_request", "the body must be a JSON object");
-        return false;
-    }
-    *out = v;
-    return true;
 }

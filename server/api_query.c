@@ -22,73 +22,12 @@
 #include "executor/executor.h"
 #include "grammar/parse.h"
 #include "server/api.h"
+#include "server/request.h"
 #include "server/sessions.h"
 
 /* Progress lines are sent at most this often (the last one before a result always is). */
 #define PROGRESS_INTERVAL_S 0.25
 #define NDJSON "application/x-ndjson"
-
-typedef struct query_request {
-    const char *text;
-    size_t len;
-    const char *session; /* NULL: make one */
-    int stream;          /* "stream": 1 true, 0 false, -1 not given */
-    bool dry;            /* "dry": rankings answer what is known and submit no job */
-} query_request;
-
-/* {"query": "…", "session": "…"|null, "stream": true|false, "dry": true|false}; anything
- * else is 422. */
-static bool read_request(const http_request *req, json_t **body, query_request *q,
-                         http_response *resp)
-{
-    if (!api_json_body(req, false, body, resp))
-        return false;
-    memset(q, 0, sizeof *q);
-    q->stream = -1;
-    const char *key;
-    json_t *value;
-    json_object_foreach(*body, key, value) {
-        if (strcmp(key, "query") == 0) {
-            if (!json_is_string(value)) {
-                http_reply_error(resp, 422, "invalid_request", "\"query\" must be a string");
-                return false;
-            }
-            q->text = json_string_value(value);
-            q->len = json_string_length(value);
-        } else if (strcmp(key, "session") == 0) {
-            if (!json_is_string(value) && !json_is_null(value)) {
-                http_reply_error(resp, 422, "invalid_request",
-                                 "\"session\" must be a string (a session id) or null");
-                return false;
-            }
-            q->session = json_string_value(value);
-        } else if (strcmp(key, "stream") == 0) {
-            if (!json_is_boolean(value)) {
-                http_reply_error(resp, 422, "invalid_request", "\"stream\" must be true or false");
-                return false;
-            }
-            q->stream = json_is_true(value);
-        } else if (strcmp(key, "dry") == 0) {
-            if (!json_is_boolean(value)) {
-                http_reply_error(resp, 422, "invalid_request", "\"dry\" must be true or false");
-                return false;
-            }
-            q->dry = json_is_true(value);
-        } else {
-            http_reply_error(resp, 422, "invalid_request",
-                             "unknown field \"%s\" (a query takes \"query\", \"session\", "
-                             "\"stream\" and \"dry\")",
-                             key);
-            return false;
-        }
-    }
-    if (!q->text) {
-        http_reply_error(resp, 422, "invalid_request",
-                         "the body has no \"query\": send {\"query\": \"SELECT …;\"}");
-        return false;
-    }
-    return true;
-}
 
 /* The index of the first statement that did not parse, or -1. */
 static long parse_error_index(const rq_script *s)
@@ -344,8 +283,7 @@ static bool wants_stream(const http_request *req, const query_request *q)
 {
     if (q->stream >= 0)
         return q->stream;
-    const char *accept = http_header(req, "Accept");
-    return accept && strcasestr(accept, NDJSON) != NULL;
+    return api_accepts_ndjson(http_header(req, "Accept"));
 }
 
 void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
@@ -354,7 +292,7 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
     clock_gettime(CLOCK_MONOTONIC, &start);
     json_t *body = NULL;
     query_request q;
-    if (!read_request(req, &body, &q, resp)) {
+    if (!api_query_read_request(req, &body, &q, resp)) {
         json_decref(body);
         return;
     }

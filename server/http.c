@@ -26,6 +26,7 @@
 
 #include "common/util.h"
 #include "server/api.h"
+#include "server/request.h"
 
 /* Something to cancel when the server stops: a running handler or a streamed answer. */
 typedef struct cancel_entry {
@@ -99,92 +100,6 @@ typedef struct request_state {
     volatile int cancelled;    /* the server stops: a handler that waits may end early */
     http_stream *stream;       /* a streamed answer, held until the request completes */
 } request_state;
-
-/* ---- responses --------------------------------------------------------------------------- */
-
-void http_reply_json(http_response *resp, int status, json_t *body)
-{
-    char *text = json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    json_decref(body);
-    if (!text) {
-        /* Only when out of memory or handed an invalid value: a bug, not the user's doing. */
-        text = xstrdup("{\"error\":{\"code\":\"internal_error\",\"message\":\"the answer could "
-                       "not be written as JSON\"}}");
-        status = 500;
-        snprintf(resp->code, sizeof resp->code, "internal_error");
-    }
-    size_t n = strlen(text);
-    text = xrealloc(text, n + 2);
-    text[n] = '\n';
-    text[n + 1] = '\0';
-    free(resp->body);
-    resp->status = status;
-    resp->body = text;
-    resp->body_len = n + 1;
-    resp->content_type = "application/json";
-}
-
-void http_reply_text(http_response *resp, int status, const char *content_type, char *text)
-{
-    free(resp->body);
-    resp->status = status;
-    resp->body = text;
-    resp->body_len = strlen(text);
-    resp->content_type = content_type;
-}
-
-json_t *http_error_object(const char *code, const char *message, int line, int col,
-                          const char *field)
-{
-    json_t *err = json_object();
-    json_object_set_new(err, "code", json_string(code));
-    json_t *msg = json_string(message);
-    if (!msg) /* not UTF-8: would only come from a bug elsewhere; keep the answer valid */
-        msg = json_string("(message not valid UTF-8)");
-    json_object_set_new(err, "message", msg);
-    if (line > 0) {
-        json_object_set_new(err, "line", json_integer(line));
-        json_object_set_new(err, "column", json_integer(col));
-    }
-    if (field && *field)
-        json_object_set_new(err, "field", json_string(field));
-    return err;
-}
-
-void http_reply_error_at(http_response *resp, int status, const char *code, const char *message,
-                         int line, int col, const char *field, json_t *extra)
-{
-    json_t *err = http_error_object(code, message, line, col, field);
-    json_t *body = extra ? extra : json_object();
-    json_object_set_new(body, "error", err);
-    http_reply_json(resp, status, body);
-    if (resp->status == status)
-        snprintf(resp->code, sizeof resp->code, "%s", code);
-}
-
-void http_reply_error(http_response *resp, int status, const char *code, const char *fmt, ...)
-{
-    strbuf sb = {0};
-    va_list ap;
-    va_start(ap, fmt);
-    strbuf_vprintf(&sb, fmt, ap);
-    va_end(ap);
-    http_reply_error_at(resp, status, code, sb.data ? sb.data : "", 0, 0, NULL, NULL);
-    strbuf_free(&sb);
-}
-
-void http_reply_stream(http_response *resp, const char *content_type, const char *heartbeat,
-                       http_stream_fn *fn, void *arg)
-{
-    free(resp->body);
-    resp->body = NULL;
-    resp->body_len = 0;
-    resp->status = 200;
-    resp->content_type = content_type;
-    resp->heartbeat = heartbeat;
-    resp->stream = fn;
-    resp->stream_arg = arg;
-}
 
 const char *http_header(const http_request *req, const char *name)
 {
@@ -486,37 +401,6 @@ static bool method_allowed(const route *r, const char *method)
            (strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
 }
 
-/* "application/json", any case, optionally with "; charset=utf-8". */
-static bool json_content_type(const char *ct)
-{
-    if (!ct)
-        return false;
-    while (*ct == ' ')
-        ct++;
-    static const char want[] = "application/json";
-    if (strncasecmp(ct, want, sizeof want - 1) != 0)
-        return false;
-    const char *p = ct + sizeof want - 1;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (*p == '\0')
-        return true;
-    if (*p != ';')
-        return false;
-    p++;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    if (*p == '\0')
-        return true;
-    if (strncasecmp(p, "charset=", 8) != 0)
-        return false;
-    p += 8;
-    if (*p == '"')
-        p++;
-    return strncasecmp(p, "utf-8", 5) == 0 && (p[5] == '\0' || p[5] == '"' || p[5] == ' ' ||
-                                               p[5] == ';');
-}
-
 /* The checks that need only the headers. True when they answered. */
 static bool early_checks(http_server *srv, request_state *st, struct MHD_Connection *conn,
                          const char *url, const char *method, http_response *resp)
@@ -544,7 +428,7 @@ static bool early_checks(http_server *srv, request_state *st, struct MHD_Connect
         return true;
     }
     if (st->route->json_body &&
-        !json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+        !http_json_content_type(MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                        MHD_HTTP_HEADER_CONTENT_TYPE))) {
         http_reply_error(resp, 415, "unsupported_media_type",
                          "send the body as Content-Type: application/json");

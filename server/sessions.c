@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "server/api.h"
+#include "server/request.h"
 
 /* How long a session lives after its last use; matches the column default. */
 #define SESSION_TTL "7 days"
@@ -79,26 +80,10 @@ static void cache_put(const char *id)
     pthread_mutex_unlock(&cache_lock);
 }
 
-/* The User-Agent as a short printable label, or NULL. */
-static char *client_label(const http_request *req)
-{
-    const char *ua = http_header(req, "User-Agent");
-    if (!ua || !*ua)
-        return NULL;
-    size_t n = strlen(ua);
-    if (n > 200)
-        n = 200;
-    char *s = xstrndup(ua, n);
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
-            s[i] = '?';
-    return s;
-}
-
 bool session_create(server_ctx *ctx, PGconn *conn, const http_request *req,
                     char id[SESSION_ID_SIZE], http_response *resp)
 {
-    char *client = client_label(req);
+    char *client = session_client_label(http_header(req, "User-Agent"));
     const char *params[] = {client, req->remote && *req->remote ? req->remote : NULL};
     PGresult *res = api_db_exec(ctx, conn,
                                 "INSERT INTO sessions (client, remote_addr) VALUES ($1, $2) "
@@ -171,27 +156,9 @@ bool session_open(server_ctx *ctx, PGconn *conn, const char *given, char id[SESS
 
 void api_sessions_create(server_ctx *ctx, const http_request *req, http_response *resp)
 {
-    if (req->body_len > 0) {
-        const char *ct = http_header(req, "Content-Type");
-        if (!ct || strncasecmp(ct, "application/json", 16) != 0) {
-            http_reply_error(resp, 415, "unsupported_media_type",
-                             "send no body, or {} as Content-Type: application/json");
-            return;
-        }
-    }
-    json_t *body;
-    if (!api_json_body(req, true, &body, resp))
+    if (!api_sessions_read_body(req, req->body_len > 0 ? http_header(req, "Content-Type") : NULL,
+                                resp))
         return;
-    const char *key;
-    json_t *value;
-    json_object_foreach(body, key, value) {
-        (void)value;
-        http_reply_error(resp, 422, "invalid_request",
-                         "POST /v1/sessions takes no fields (got \"%s\")", key);
-        json_decref(body);
-        return;
-    }
-    json_decref(body);
     PGconn *conn = api_db_acquire(ctx, ctx->cfg->query_timeout_s * 1000, resp);
     if (!conn)
         return;

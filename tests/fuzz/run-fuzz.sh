@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
 # Builds and runs the libFuzzer targets (tests/fuzz/fuzz_*.c) under ASan/UBSan.
 #
-#   tests/fuzz/run-fuzz.sh [SECONDS]     SECONDS of fuzzing in all (default 20: the smoke run
-#                                        of `make test`); `make fuzz` passes FUZZ_SECONDS (300)
+#   tests/fuzz/run-fuzz.sh             the smoke run of `make test`: 20 s in all, shared
+#                                      evenly between the targets (FUZZ_SMOKE_SECONDS)
+#   tests/fuzz/run-fuzz.sh SECONDS     SECONDS for each target; `make fuzz` passes
+#                                      FUZZ_SECONDS (300)
 #
-# Target fuzz_X starts from a scratch copy of tests/fuzz/corpus/X/ (new inputs never land in
-# the repository) with the dictionary tests/fuzz/X.dict when there is one. The time is shared
-# evenly between the targets. Each target prints its executions and one TAP-like line,
-# "ok - fuzz X: N executions, 0 crashes" or "not ok - fuzz X: … <crash file>"; crash, leak
-# and timeout inputs are kept under build-fuzz/artifacts/. Exits non-zero when any target
-# failed.
+# Targets: fuzz_parse (lexer, parser, AST JSON), fuzz_datasets (every reader of datasets/),
+# fuzz_http_body (request bodies, query parameters and header values of server/request.c,
+# tokens of server/auth.c). Target fuzz_X starts from a scratch copy of tests/fuzz/corpus/X/
+# (or corpus/Y/ for fuzz_Y_Z when there is no corpus/Y_Z/: fuzz_http_body reads corpus/http/;
+# new inputs never land in the repository) with the dictionary tests/fuzz/X.dict when there
+# is one. tests/fuzz/make-corpus.py writes the datasets and http seeds. Each target prints
+# its executions and one TAP-like line, "ok - fuzz X: N executions, 0 crashes" or
+# "not ok - fuzz X: … <crash file>"; crash, leak and timeout inputs are kept under
+# build-fuzz/artifacts/. Exits non-zero when any target failed.
 #
-# Environment: FUZZ_MAX_LEN (4096), FUZZ_TIMEOUT (10 s per input), FUZZ_ARGS (extra
-# libFuzzer flags, e.g. "-seed=1"), FUZZ_KEEP_CORPUS=DIR (keep the grown corpus in DIR).
+# Environment: FUZZ_TARGETS ("datasets parse": only these), FUZZ_MAX_LEN (4096),
+# FUZZ_TIMEOUT (10 s per input), FUZZ_ARGS (extra libFuzzer flags, e.g. "-seed=1"),
+# FUZZ_KEEP_CORPUS=DIR (keep the grown corpus in DIR).
 set -u
 cd "$(dirname "$0")/../.."
 
-seconds=${1:-20}
+each=${1:-}
+smoke=${FUZZ_SMOKE_SECONDS:-20}
 max_len=${FUZZ_MAX_LEN:-4096}
 timeout=${FUZZ_TIMEOUT:-10}
 build=build-fuzz
@@ -32,13 +39,21 @@ targets=()
 for src in tests/fuzz/fuzz_*.c; do
   [ -f "$src" ] || continue
   name=$(basename "$src" .c)
-  targets+=("${name#fuzz_}")
+  name=${name#fuzz_}
+  if [ -n "${FUZZ_TARGETS:-}" ] && [[ " $FUZZ_TARGETS " != *" $name "* ]]; then
+    continue
+  fi
+  targets+=("$name")
 done
 if [ ${#targets[@]} -eq 0 ]; then
   echo "not ok - fuzz: no targets in tests/fuzz"
   exit 1
 fi
-per=$(( seconds / ${#targets[@]} ))
+if [ -n "$each" ]; then
+  per=$each
+else
+  per=$(( smoke / ${#targets[@]} ))
+fi
 [ "$per" -ge 1 ] || per=1
 
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/rankql-fuzz.XXXXXX")
@@ -53,7 +68,9 @@ for t in "${targets[@]}"; do
   bin=$build/fuzz_$t
   corpus=$scratch/$t
   mkdir -p "$corpus"
-  [ -d "tests/fuzz/corpus/$t" ] && cp -R "tests/fuzz/corpus/$t/." "$corpus/"
+  seeds=tests/fuzz/corpus/$t
+  [ -d "$seeds" ] || seeds=tests/fuzz/corpus/${t%_*}
+  [ -d "$seeds" ] && cp -R "$seeds/." "$corpus/"
   dict=()
   [ -f "tests/fuzz/$t.dict" ] && dict=(-dict="tests/fuzz/$t.dict")
   log=$scratch/$t.log
