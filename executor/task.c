@@ -1045,36 +1045,9 @@ static bool strategy_plan(exec_ctx *ctx, task *t, json_t *result, exec_error *er
     json_decref(catalog);
     json_decref(classes);
     t->strategy_job = task_job_set_add(&t->jobs, "strategy", payload);
+    if (!t->models.n) /* nothing to rank: nothing to submit */
+        t->jobs.items[t->strategy_job].cached = true;
     return task_mark_cached(ctx, &t->jobs, "strategy", "strategy_results", err);
-}
-
-/* Submits the strategy job unless cached (task_submit_jobs submits embed and proxy jobs).
- * A job that is done but whose strategy_results row is gone (PURGE) runs again. */
-static long strategy_submit(exec_ctx *ctx, task *t, exec_error *err)
-{
-    if (!t->models.n || t->jobs.items[t->strategy_job].cached)
-        return 0;
-    job_ref *j = &t->jobs.items[t->strategy_job];
-    char status[QUEUE_KIND_MAX];
-    char *qerr = NULL;
-    if (queue_submit(ctx->conn, "strategy", j->payload, NULL, 0, 0, &j->id, status, &qerr) != 0) {
-        exec_fail(err, 503, "database_error", no_pos, "cannot submit a job: %s",
-                  qerr ? qerr : "unknown error");
-        free(qerr);
-        return -1;
-    }
-    if (strcmp(status, "done") == 0) {
-        char id[32];
-        snprintf(id, sizeof id, "%lld", (long long)j->id);
-        const char *params[] = {id};
-        if (exec_cmd(ctx,
-                     "UPDATE jobs SET status = 'queued', attempts = 0, result = NULL, "
-                     "error = NULL, finished_at = NULL, started_at = NULL, progress = 0, "
-                     "progress_note = NULL, run_after = now() WHERE id = $1 AND status = 'done'",
-                     1, params, err) < 0)
-            return -1;
-    }
-    return 1;
 }
 
 /* The ranking of a strategy job: its stored result, or why its job failed. */
@@ -1195,9 +1168,7 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     for (size_t i = 0; i < t.jobs.n; i++)
         cached += t.jobs.items[i].cached;
     /* A dry run only looks: what is known, and how much work is left. */
-    long submitted = ctx->dry       ? 0
-                     : t.strategy ? strategy_submit(ctx, &t, err)
-                                  : task_submit_jobs(ctx, &t.jobs, err);
+    long submitted = ctx->dry ? 0 : task_submit_jobs(ctx, &t.jobs, err);
     if (submitted < 0)
         goto fail;
     if (submitted > 0 && !(query_id = task_record_query(ctx, &t.jobs, err)))

@@ -111,7 +111,8 @@ bool task_mark_cached(exec_ctx *ctx, job_set *s, const char *kind, const char *t
 bool task_forget_missing_features(exec_ctx *ctx, job_set *s, exec_error *err);
 
 /* Submits every job whose result is not cached (embed jobs first, so proxy jobs can name
- * them as dependencies). Returns the number submitted, or -1. */
+ * them as dependencies; then proxy and strategy jobs). A done job whose result row is gone
+ * (PURGE) is queued again. Returns the number submitted, or -1. */
 long task_submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err);
 
 /* The ids of the submitted (not cached) jobs as a PostgreSQL array literal (caller frees). */

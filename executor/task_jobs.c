@@ -13,8 +13,9 @@
 #include "executor/workers/featstore.h"
 #include "queue/queue.h"
 
-/* Proxy jobs first: once its embeddings exist, a ranking is one proxy job from done. */
-enum { EMBED_PRIORITY = 0, PROXY_PRIORITY = 10 };
+/* Jobs that give a ranking its results (proxy, strategy) go first: once its embeddings
+ * exist, a ranking is one job from done. */
+enum { EMBED_PRIORITY = 0, RESULT_PRIORITY = 10 };
 
 /* ---- jobs ----------------------------------------------------------------------------- */
 
@@ -198,10 +199,10 @@ long task_submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err)
 {
     long submitted = 0;
     for (int pass = 0; pass < 2; pass++) {
-        const char *kind = pass == 0 ? "embed" : "proxy";
         for (size_t i = 0; i < s->n; i++) {
             job_ref *j = &s->items[i];
-            if (strcmp(j->kind, kind) != 0 || j->cached)
+            bool embed = strcmp(j->kind, "embed") == 0;
+            if (embed != (pass == 0) || j->cached)
                 continue;
             /* Every dependency, however many parts the query names: a proxy job that
              * missed one could be claimed before that embedding exists. */
@@ -212,8 +213,8 @@ long task_submit_jobs(exec_ctx *ctx, job_set *s, exec_error *err)
                     deps[nd++] = s->items[j->deps[k]].id;
             char status[QUEUE_KIND_MAX];
             char *qerr = NULL;
-            int rc = queue_submit(ctx->conn, kind, j->payload, deps, nd,
-                                  pass == 0 ? EMBED_PRIORITY : PROXY_PRIORITY, &j->id, status,
+            int rc = queue_submit(ctx->conn, j->kind, j->payload, deps, nd,
+                                  embed ? EMBED_PRIORITY : RESULT_PRIORITY, &j->id, status,
                                   &qerr);
             free(deps);
             if (rc != 0) {
