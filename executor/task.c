@@ -24,6 +24,7 @@
 #include "executor/workers/featstore.h"
 #include "executor/workers/proxy_job.h"
 #include "executor/workers/runners/replay.h"
+#include "planner/sh.h"
 #include "extensions/extensions.h"
 #include "queue/queue.h"
 
@@ -660,10 +661,6 @@ static bool choose_proxies(task *t, json_t *result, exec_error *err)
 
 static bool check_clauses(const ast_select *s, exec_error *err)
 {
-    if (s->chunk.present || s->budget.present)
-        return exec_failb(err, 501, "not_implemented", s->chunk.present ? s->chunk.pos : s->budget.pos,
-                          "CHUNK/BUDGET (successive halving) is not implemented yet: drop them "
-                          "to rank every model on the whole data");
     if (!s->trained_on)
         return exec_failb(err, 400, "semantic_error", s->h.pos,
                           "a ranking needs TRAINED ON \"dataset\" (the data the proxies train on)");
@@ -1121,6 +1118,323 @@ static void strategy_assemble(exec_ctx *ctx, const task *t, json_t *result, exec
     json_object_set_new(result, "failures", failures);
 }
 
+/* ---- successive halving (CHUNK / BUDGET) -------------------------------------------------
+ * Rounds of proxy jobs over growing training prefixes (planner/sh.h has the schedule and the
+ * selection). Round k's prefix is made of the chunks of rounds 0..k — each an embed job of
+ * its own slice — so every round reuses the embeddings of the ones before. A query without
+ * WAIT advances as far as the known results allow and submits the next round's missing
+ * jobs; asking again continues. */
+
+static bool sh_check(const task *t, exec_error *err)
+{
+    const ast_select *s = t->s;
+    ast_pos pos = s->chunk.present ? s->chunk.pos : s->budget.pos;
+    if (t->strategy || t->nproxies != 1)
+        return exec_failb(err, 400, "semantic_error", pos,
+                          "successive halving ranks by one proxy: CLASSIFIED BY (or RANK … BY) "
+                          "names exactly one");
+    if (s->tested_kind == TESTED_BENCHMARK)
+        return exec_failb(err, 400, "semantic_error", pos,
+                          "successive halving needs one test task: use TESTED ON TASK");
+    if (t->replay)
+        return exec_failb(err, 400, "semantic_error", pos,
+                          "successive halving needs embeddings: replay data cannot be chunked");
+    for (size_t i = 0; i < t->train.n; i++) {
+        const part *p = &t->train.items[i];
+        const char *name = json_string_value(json_object_get(p->data.obj, "name"));
+        if (p->nchanges)
+            return exec_failb(err, 501, "not_implemented", pos,
+                              "CHANGE on a TRAINED ON dataset with CHUNK/BUDGET is not "
+                              "implemented yet (\"%s\")",
+                              name);
+        if (p->data.size <= 0)
+            return exec_failb(err, 422, "validation_error", pos,
+                              "successive halving needs the size of \"%s\": register it with "
+                              "its file (or a size)",
+                              name);
+    }
+    return true;
+}
+
+static sh_bound bound_of(const ast_amount *a)
+{
+    sh_bound b = {SH_BOUND_ABSENT, 0};
+    if (a->present) {
+        b.kind = a->is_auto ? SH_BOUND_AUTO : SH_BOUND_VALUE;
+        b.value = a->value;
+    }
+    return b;
+}
+
+/* The chunks of rounds 0..k of the training data: per dataset, one slice per round that
+ * added rows to it. */
+static void sh_round_parts(const task *t, const sh_schedule *sched, int k, part_list *out)
+{
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < t->train.n; i++) {
+        const dataset_use *d = &t->train.items[i].data;
+        int64_t base = json_integer_value(json_object_get(d->obj, "start"));
+        int64_t prev = 0;
+        for (int j = 0; j <= k; j++) {
+            int64_t upto = sched->rounds[j].prefix[i];
+            if (upto <= prev)
+                continue;
+            if (out->n == out->cap) {
+                out->cap = out->cap ? 2 * out->cap : 8;
+                out->items = xrealloc(out->items, out->cap * sizeof *out->items);
+            }
+            part *p = &out->items[out->n++];
+            memset(p, 0, sizeof *p);
+            p->data = *d;
+            p->data.obj = json_deep_copy(d->obj);
+            json_object_set_new(p->data.obj, "start", json_integer(base + prev));
+            json_object_set_new(p->data.obj, "stop", json_integer(base + upto));
+            p->data.size = upto - prev;
+            prev = upto;
+        }
+    }
+}
+
+/* Adds round k's proxy job of every alive model to t->jobs; cells[m].job is its index. */
+static void sh_build_round(task *t, const sh_schedule *sched, int k, const bool *alive,
+                           cell_ref *cells)
+{
+    part_list parts;
+    sh_round_parts(t, sched, k, &parts);
+    /* PCA and other fitted extractors fit on the whole first training dataset, as without
+     * SH, so every round's features share one basis. */
+    const json_t *fit = t->train.items[0].data.obj;
+    for (size_t m = 0; m < t->models.n; m++) {
+        cells[m] = (cell_ref){m, 0, 0, SIZE_MAX};
+        if (!alive[m])
+            continue;
+        const model_use *mu = &t->models.items[m];
+        size_t *deps = NULL, ndeps = 0;
+        json_t *train = parts_payload(&t->jobs, mu, parts.items, parts.n, fit, &deps, &ndeps);
+        json_t *test = parts_payload(&t->jobs, mu, t->test.items, t->test.n, fit, &deps, &ndeps);
+        json_t *payload = json_pack("{s:O, s:I, s:o, s:o}", "proxy", t->proxies[0].proxy,
+                                    "model_id", (json_int_t)mu->id, "train", train, "test", test);
+        size_t j = task_job_set_add(&t->jobs, "proxy", payload);
+        for (size_t d = 0; d < ndeps; d++)
+            task_job_add_dep(&t->jobs, j, deps[d]);
+        free(deps);
+        cells[m].job = j;
+    }
+    task_part_list_free(&parts);
+}
+
+/* Looks round k's jobs up in the caches; only the jobs this round still needs stay
+ * un-cached (and so get submitted). */
+static bool sh_mark_round(exec_ctx *ctx, task *t, const cell_ref *cells, exec_error *err)
+{
+    if (!task_mark_cached(ctx, &t->jobs, "embed", "feature_cache", err) ||
+        !task_forget_missing_features(ctx, &t->jobs, err) ||
+        !task_mark_cached(ctx, &t->jobs, "proxy", "proxy_results", err))
+        return false;
+    bool *needed = xcalloc(t->jobs.n + 1, sizeof *needed);
+    for (size_t m = 0; m < t->models.n; m++) {
+        size_t j = cells[m].job;
+        if (j == SIZE_MAX || t->jobs.items[j].cached)
+            continue;
+        needed[j] = true;
+        for (size_t d = 0; d < t->jobs.items[j].ndeps; d++)
+            needed[t->jobs.items[j].deps[d]] = true;
+    }
+    for (size_t i = 0; i < t->jobs.n; i++)
+        if (!needed[i])
+            t->jobs.items[i].cached = true;
+    free(needed);
+    return true;
+}
+
+static json_t *sh_rows(const task *t, const sh_ranked *order)
+{
+    json_t *rows = json_array();
+    size_t n = t->models.n;
+    size_t limit = t->s->has_limit && (size_t)t->s->limit < n ? (size_t)t->s->limit : n;
+    for (size_t i = 0; i < limit; i++) {
+        const sh_ranked *r = &order[i];
+        json_t *row = json_array();
+        json_array_append_new(row, json_integer((json_int_t)i + 1));
+        json_t *cells = t->models.items[r->model].cells;
+        for (size_t c = 0; c < json_array_size(cells); c++)
+            json_array_append(row, json_array_get(cells, c));
+        json_array_append_new(row, json_string(t->proxies[0].label));
+        json_array_append_new(row, json_integer(r->survived));
+        json_array_append_new(row, r->last_round >= 0 ? json_integer(r->train_rows)
+                                                      : json_null());
+        bool has = r->last_round >= 0 && !isnan(r->err);
+        json_array_append_new(row, has ? json_real(r->err) : json_null());
+        json_array_append_new(row, has && !t->proxies[0].is_score ? json_real(1 - r->err)
+                                                                  : json_null());
+        json_array_append_new(rows, row);
+    }
+    return rows;
+}
+
+static json_t *sh_schedule_json(const sh_schedule *sched, int rounds_done)
+{
+    json_t *rounds = json_array();
+    for (int k = 0; k < sched->n_rounds; k++)
+        json_array_append_new(rounds,
+                              json_pack("{s:i, s:I, s:I, s:I, s:b}", "round", k, "models",
+                                        (json_int_t)sched->rounds[k].models, "keep",
+                                        (json_int_t)sched->rounds[k].keep, "train_rows",
+                                        (json_int_t)sched->rounds[k].prefix_total, "done",
+                                        k < rounds_done));
+    return json_pack("{s:I, s:I, s:i, s:i, s:o}", "chunk", (json_int_t)sched->chunk, "budget",
+                     (json_int_t)sched->budget, "eta", sched->eta, "rounds_done", rounds_done,
+                     "rounds", rounds);
+}
+
+/* Runs (or advances) the SH search of a planned task; fills result. */
+static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
+{
+    const ast_select *s = t->s;
+    size_t M = t->models.n;
+    if (M < 2) {
+        result_set(result, json_array(), json_array());
+        result_notice(result, "successive halving needs at least 2 models; %zu matched", M);
+        return true;
+    }
+    int64_t sizes[SH_MAX_DATASETS], total = 0;
+    if (t->train.n > SH_MAX_DATASETS)
+        return exec_failb(err, 400, "semantic_error", s->chunk.pos,
+                          "successive halving takes at most %d TRAINED ON datasets",
+                          SH_MAX_DATASETS);
+    for (size_t i = 0; i < t->train.n; i++)
+        total += sizes[i] = t->train.items[i].data.size;
+    int64_t chunk, budget;
+    char msg[256];
+    sh_schedule sched;
+    if (sh_auto_bounds(total, (int64_t)M, SH_ETA_DEFAULT, bound_of(&s->chunk),
+                       bound_of(&s->budget), &chunk, &budget, msg, sizeof msg) != 0 ||
+        sh_schedule_make(&sched, (int64_t)M, sizes, t->train.n, chunk, budget, SH_ETA_DEFAULT,
+                         msg, sizeof msg) != 0)
+        return exec_failb(err, 400, "semantic_error",
+                          s->chunk.present ? s->chunk.pos : s->budget.pos,
+                          "successive halving: %s", msg);
+    int L = sched.n_rounds;
+    double *errs = xcalloc((size_t)L * M, sizeof *errs);
+    bool *alive = xcalloc(M, sizeof *alive);
+    cell_ref *cells = xcalloc(M, sizeof *cells);
+    sh_ranked *order = xcalloc(M, sizeof *order);
+    json_t *failures = json_array();
+    for (size_t m = 0; m < M; m++)
+        alive[m] = true;
+    int done = 0;
+    long submitted_total = 0, remaining = 0;
+    char *query_id = NULL;
+    bool ok = true, stop = false;
+    double waited_total = 0;
+    while (ok && !stop && done < L) {
+        sh_build_round(t, &sched, done, alive, cells);
+        ok = sh_mark_round(ctx, t, cells, err);
+        long submitted = ok && !ctx->dry ? task_submit_jobs(ctx, &t->jobs, err) : 0;
+        ok = ok && submitted >= 0;
+        if (ok && submitted > 0) {
+            submitted_total += submitted;
+            free(query_id);
+            ok = (query_id = task_record_query(ctx, &t->jobs, err)) != NULL;
+            if (ok && s->wait) {
+                double waited = 0;
+                wait_end end = task_wait_for_jobs(ctx, &t->jobs, query_id, err, &waited);
+                waited_total += waited;
+                ok = end != WAIT_ERROR;
+                if (end == WAIT_CANCELLED)
+                    ok = exec_failb(err, 499, "cancelled", s->h.pos,
+                                    "the WAIT was cancelled; its jobs keep running (CANCEL "
+                                    "QUERY '%s' cancels them)",
+                                    query_id);
+            }
+        }
+        if (!ok)
+            break;
+        /* load_values reads only the cells of models that ran this round. */
+        size_t n = 0;
+        cell_ref *ran = xcalloc(M, sizeof *ran);
+        for (size_t m = 0; m < M; m++)
+            if (cells[m].job != SIZE_MAX)
+                ran[n++] = cells[m];
+        cell_value *got = xcalloc(n + 1, sizeof *got);
+        ok = load_values(ctx, &t->jobs, ran, n, got, err);
+        long pending = 0;
+        for (size_t i = 0; ok && i < n; i++) {
+            size_t m = ran[i].model;
+            errs[(size_t)done * M + m] = got[i].known ? got[i].err : NAN;
+            if (!got[i].known && got[i].error)
+                json_array_append_new(failures,
+                                      json_pack("{s:s, s:s, s:i, s:s}", "model",
+                                                t->models.items[m].name, "proxy",
+                                                t->proxies[0].label, "round", done, "error",
+                                                got[i].error));
+            else if (!got[i].known)
+                pending++;
+        }
+        for (size_t i = 0; i < n; i++)
+            free(got[i].error);
+        free(got);
+        free(ran);
+        if (!ok)
+            break;
+        if (pending) {
+            remaining = pending;
+            stop = true;
+            break;
+        }
+        done++;
+        ok = sh_select(&sched, done, errs, order, alive, msg, sizeof msg) == 0 ||
+             exec_failb(err, 500, "internal_error", s->h.pos, "successive halving: %s", msg);
+    }
+    if (ok)
+        ok = sh_select(&sched, done, errs, order, NULL, msg, sizeof msg) == 0 ||
+             exec_failb(err, 500, "internal_error", s->h.pos, "successive halving: %s", msg);
+    if (ok) {
+        json_t *cols = json_array();
+        json_array_append_new(cols, json_string("rank"));
+        json_array_extend(cols, t->models.columns);
+        json_array_append_new(cols, json_string("proxy"));
+        json_array_append_new(cols, json_string("rounds"));
+        json_array_append_new(cols, json_string("train_rows"));
+        json_array_append_new(cols, json_string("err"));
+        json_array_append_new(cols, json_string("acc"));
+        result_set(result, cols, sh_rows(t, order));
+        json_object_set_new(result, "sh", sh_schedule_json(&sched, done));
+        json_object_set(result, "failures", failures);
+        if (query_id)
+            json_object_set_new(result, "query_id", json_string(query_id));
+        json_object_set_new(result, "remaining_jobs", json_integer(remaining));
+        json_object_set_new(result, "jobs", json_pack("{s:I, s:I}", "submitted",
+                                                      (json_int_t)submitted_total, "remaining",
+                                                      (json_int_t)remaining));
+        json_object_set_new(result, "status",
+                            json_string(done == L ? (json_array_size(failures) ? "partial"
+                                                                              : "complete")
+                                        : ctx->dry ? "dry"
+                                                   : "running"));
+        if (s->wait && submitted_total)
+            json_object_set_new(result, "wait_seconds", json_real(waited_total));
+        if (done < L)
+            result_notice(result,
+                          "successive halving: %d of %d rounds done%s; ask again (or add WAIT) "
+                          "to go on",
+                          done, L, remaining ? ", the next round's jobs are running" : "");
+        else
+            result_notice(result,
+                          "successive halving: %d rounds, chunk %lld, budget %lld; ranked by "
+                          "rounds survived, then err",
+                          L, (long long)sched.chunk, (long long)sched.budget);
+    }
+    free(query_id);
+    json_decref(failures);
+    free(order);
+    free(cells);
+    free(alive);
+    free(errs);
+    sh_schedule_free(&sched);
+    return ok;
+}
+
 /* Everything before submission: the data, the models, the job DAG, and which jobs the
  * caches make unnecessary (an embedding only a known proxy result needed counts as cached). */
 static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
@@ -1137,6 +1451,8 @@ static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
          replay_prepare(t, err);
     if (!ok)
         return false;
+    if (t->s->chunk.present || t->s->budget.present)
+        return sh_check(t, err); /* its jobs are built round by round (run_sh) */
     build_jobs(t);
     if (!task_mark_cached(ctx, &t->jobs, "embed", "feature_cache", err) ||
         !task_forget_missing_features(ctx, &t->jobs, err) ||
@@ -1164,6 +1480,12 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     char *query_id = NULL;    /* once jobs were submitted */
     if (!plan_task(ctx, &t, result, err))
         goto fail;
+    if (s->chunk.present || s->budget.present) {
+        if (!run_sh(ctx, &t, result, err))
+            goto fail;
+        task_free(&t);
+        return result;
+    }
     long cached = 0, total = (long)t.jobs.n;
     for (size_t i = 0; i < t.jobs.n; i++)
         cached += t.jobs.items[i].cached;
@@ -1372,6 +1694,9 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
         return NULL;
     }
     json_t *tree = task_tree(&t);
+    if (s->chunk.present || s->budget.present)
+        result_notice(result, "successive halving plans each round's jobs from the results of "
+                              "the one before: EXPLAIN ANALYZE shows what ran");
     task_free(&t);
     double ms = 0;
     if (e->analyze) {
