@@ -228,3 +228,32 @@ void arena_free(arena *a)
     }
     free(a);
 }
+
+void strbuf_append_tail(strbuf *sb, const char *s, size_t n, size_t keep)
+{
+    strbuf_append(sb, s, n);
+    if (sb->len > 2 * keep) {
+        memmove(sb->data, sb->data + sb->len - keep, keep);
+        sb->len = keep;
+        sb->data[sb->len] = '\0';
+    }
+}
+
+char *strbuf_last_line(const strbuf *sb)
+{
+    if (!sb->len)
+        return NULL;
+    size_t end = sb->len;
+    while (end > 0 && strchr("\n\r \t", sb->data[end - 1]))
+        end--;
+    if (end == 0)
+        return NULL;
+    size_t start = end;
+    while (start > 0 && sb->data[start - 1] != '\n')
+        start--;
+    while (start < end && (sb->data[start] == ' ' || sb->data[start] == '\t'))
+        start++;
+    if (end - start > 500)
+        start = end - 500;
+    return xstrndup(sb->data + start, end - start);
+}

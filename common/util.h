@@ -39,6 +39,11 @@ void strbuf_putc(strbuf *sb, char c);
 void strbuf_printf(strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void strbuf_vprintf(strbuf *sb, const char *fmt, va_list ap);
 char *strbuf_detach(strbuf *sb); /* caller frees; sb is reset */
+/* Appends, then keeps only the last `keep` bytes (trimmed when twice that accumulates): the
+ * tail of a child process's stderr, whose last line becomes an error message. */
+void strbuf_append_tail(strbuf *sb, const char *s, size_t n, size_t keep);
+/* The last non-blank line of sb, trimmed and at most 500 bytes (caller frees), or NULL. */
+char *strbuf_last_line(const strbuf *sb);
 void strbuf_free(strbuf *sb);
 
 /* Bump allocator: many small allocations, one free. */

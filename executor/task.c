@@ -124,6 +124,31 @@ static const char *param_alias(const char *key)
     return key;
 }
 
+/* The label of a call as written: name(k=v, …), numbers as written. */
+static char *call_label(const ast_call *call)
+{
+    strbuf sb = {0};
+    strbuf_puts(&sb, call->name.text);
+    if (call->params && call->params->n) {
+        strbuf_putc(&sb, '(');
+        for (size_t i = 0; i < call->params->n; i++) {
+            const ast_param *p = (const ast_param *)call->params->items[i];
+            const ast_literal *lit = (const ast_literal *)p->value;
+            bool number = p->value->kind == AST_LITERAL &&
+                          (lit->type == LIT_INT || lit->type == LIT_FLOAT) && lit->text;
+            json_t *v = literal_json(p->value);
+            char *text = number ? xstrdup(lit->text)
+                         : v    ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)
+                                : xstrdup("?");
+            strbuf_printf(&sb, "%s%s=%s", i ? ", " : "", p->key.text, text);
+            free(text);
+            json_decref(v);
+        }
+        strbuf_putc(&sb, ')');
+    }
+    return strbuf_detach(&sb);
+}
+
 static bool proxy_from_call(const ast_call *call, proxy_choice *out, exec_error *err)
 {
     json_t *params = json_object();
@@ -157,25 +182,7 @@ static bool proxy_from_call(const ast_call *call, proxy_choice *out, exec_error 
     }
     out->proxy = canon;
     out->is_score = strcmp(name, "nn") != 0 && strcmp(name, "linear") != 0;
-    strbuf sb = {0};
-    strbuf_puts(&sb, call->name.text);
-    if (call->params && call->params->n) {
-        strbuf_putc(&sb, '(');
-        for (size_t i = 0; i < call->params->n; i++) {
-            const ast_param *p = (const ast_param *)call->params->items[i];
-            /* Numbers as written (0.1, not 0.10000000000000001). */
-            const ast_literal *lit = (const ast_literal *)p->value;
-            bool number = p->value->kind == AST_LITERAL &&
-                          (lit->type == LIT_INT || lit->type == LIT_FLOAT) && lit->text;
-            json_t *v = literal_json(p->value);
-            char *text = number ? xstrdup(lit->text) : json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
-            strbuf_printf(&sb, "%s%s=%s", i ? ", " : "", p->key.text, text);
-            free(text);
-            json_decref(v);
-        }
-        strbuf_putc(&sb, ')');
-    }
-    out->label = strbuf_detach(&sb);
+    out->label = call_label(call);
     return true;
 }
 
@@ -554,31 +561,6 @@ static void task_free(task *t)
     free(t->cells);
     json_decref(t->strategy_params);
     free(t->strategy_label);
-}
-
-/* The label of a call as written: name(k=v, …), numbers as written. */
-static char *call_label(const ast_call *call)
-{
-    strbuf sb = {0};
-    strbuf_puts(&sb, call->name.text);
-    if (call->params && call->params->n) {
-        strbuf_putc(&sb, '(');
-        for (size_t i = 0; i < call->params->n; i++) {
-            const ast_param *p = (const ast_param *)call->params->items[i];
-            const ast_literal *lit = (const ast_literal *)p->value;
-            bool number = p->value->kind == AST_LITERAL &&
-                          (lit->type == LIT_INT || lit->type == LIT_FLOAT) && lit->text;
-            json_t *v = literal_json(p->value);
-            char *text = number ? xstrdup(lit->text)
-                         : v    ? json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT)
-                                : xstrdup("?");
-            strbuf_printf(&sb, "%s%s=%s", i ? ", " : "", p->key.text, text);
-            free(text);
-            json_decref(v);
-        }
-        strbuf_putc(&sb, ')');
-    }
-    return strbuf_detach(&sb);
 }
 
 /* RANK … BY "name(k=v)" where name is not a proxy: a strategy of the registry (builtins and

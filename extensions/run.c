@@ -224,34 +224,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void tail_add(strbuf *tail, const char *buf, size_t n)
-{
-    strbuf_append(tail, buf, n);
-    if (tail->len > 2 * TAIL_KEEP) {
-        memmove(tail->data, tail->data + tail->len - TAIL_KEEP, TAIL_KEEP);
-        tail->len = TAIL_KEEP;
-        tail->data[tail->len] = '\0';
-    }
-}
-
-/* The last non-empty line of the tail, trimmed (caller frees), or NULL. */
-static char *tail_last_line(const strbuf *tail)
-{
-    if (!tail->len)
-        return NULL;
-    size_t end = tail->len;
-    while (end > 0 && strchr("\n\r \t", tail->data[end - 1]))
-        end--;
-    if (end == 0)
-        return NULL;
-    size_t start = end;
-    while (start > 0 && tail->data[start - 1] != '\n')
-        start--;
-    if (end - start > 500)
-        start = end - 500;
-    return xstrndup(tail->data + start, end - start);
-}
-
 static bool pump(int fd, strbuf *tail)
 {
     char buf[4096];
@@ -260,7 +232,7 @@ static bool pump(int fd, strbuf *tail)
         if (r > 0) {
             ssize_t w = write(STDERR_FILENO, buf, (size_t)r); /* the worker's log */
             (void)w;
-            tail_add(tail, buf, (size_t)r);
+            strbuf_append_tail(tail, buf, (size_t)r, TAIL_KEEP);
             continue;
         }
         if (r < 0 && errno == EINTR)
@@ -473,7 +445,7 @@ json_t *ext_run(const ext_strategy *s, const json_t *params, const json_t *model
             *permanent = false;
             goto done;
         }
-        line = tail_last_line(&tail);
+        line = strbuf_last_line(&tail);
         if (oc.exec_errno) {
             *err = xasprintf("strategy %s: cannot run %s: %s", s->name, s->argv[0],
                              strerror(oc.exec_errno));

@@ -433,38 +433,6 @@ static void free_env(char **env)
 
 /* ---- running the command -------------------------------------------------------------- */
 
-/* Keeps the last TAIL_KEEP bytes the command wrote on stderr. */
-static void tail_add(strbuf *tail, const char *buf, size_t n)
-{
-    strbuf_append(tail, buf, n);
-    if (tail->len > 2 * TAIL_KEEP) {
-        memmove(tail->data, tail->data + tail->len - TAIL_KEEP, TAIL_KEEP);
-        tail->len = TAIL_KEEP;
-        tail->data[tail->len] = '\0';
-    }
-}
-
-/* The last non-empty line of the tail, trimmed (caller frees), or NULL. */
-static char *tail_last_line(const strbuf *tail)
-{
-    if (!tail->len)
-        return NULL;
-    size_t end = tail->len;
-    while (end > 0 && (tail->data[end - 1] == '\n' || tail->data[end - 1] == '\r' ||
-                       tail->data[end - 1] == ' ' || tail->data[end - 1] == '\t'))
-        end--;
-    if (end == 0)
-        return NULL;
-    size_t start = end;
-    while (start > 0 && tail->data[start - 1] != '\n')
-        start--;
-    while (start < end && (tail->data[start] == ' ' || tail->data[start] == '\t'))
-        start++;
-    if (end - start > 500)
-        start = end - 500;
-    return xstrndup(tail->data + start, end - start);
-}
-
 static void forward_stderr(const char *buf, size_t n)
 {
     while (n > 0) {
@@ -487,7 +455,7 @@ static bool pump(int fd, strbuf *tail)
         ssize_t r = read(fd, buf, sizeof buf);
         if (r > 0) {
             forward_stderr(buf, (size_t)r);
-            tail_add(tail, buf, (size_t)r);
+            strbuf_append_tail(tail, buf, (size_t)r, TAIL_KEEP);
             continue;
         }
         if (r < 0 && errno == EINTR)
@@ -638,7 +606,7 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     child_outcome oc;
     if (run_command(&s, env, call->ctx, &tail, &oc, err, permanent) != 0)
         goto done;
-    line = tail_last_line(&tail);
+    line = strbuf_last_line(&tail);
     if (oc.stopped) {
         job_fail(err, permanent, false, "embed job stopped (cancelled or lease lost): command '%s' "
              "killed", s.argv[0]);
