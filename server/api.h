@@ -16,7 +16,7 @@ api_handler api_datasets;         /* GET  /v1/datasets    api_catalog.c */
 api_handler api_healthz;          /* GET  /healthz        api_health.c */
 api_handler api_metrics;          /* GET  /metrics        api_health.c */
 
-/* ---- shared by the handlers (api_db.c) --------------------------------------------------- */
+/* ---- shared by the handlers (api_db.c, request.c) --------------------------------------------------- */
 
 /* A pooled connection, waiting at most wait_ms; NULL after answering 503 (database_unavailable,
  * or timeout when every connection stayed busy). */
@@ -30,7 +30,7 @@ void api_db_release(server_ctx *ctx, PGconn *conn);
 PGresult *api_db_exec(server_ctx *ctx, PGconn *conn, const char *sql, int nparams,
                       const char *const *params, http_response *resp);
 
-/* Parses a JSON request body into *out (an object). Answers 400 invalid_json (not UTF-8, not
+/* (request.c) Parses a JSON request body into *out (an object). Answers 400 invalid_json (not UTF-8, not
  * JSON) or 422 invalid_request (not an object) and returns false. An empty body is {} when
  * empty_ok. */
 bool api_json_body(const http_request *req, bool empty_ok, json_t **out, http_response *resp);
