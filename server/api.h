@@ -16,7 +16,7 @@ api_handler api_datasets;         /* GET  /v1/datasets    api_catalog.c */
 api_handler api_healthz;          /* GET  /healthz        api_health.c */
 api_handler api_metrics;          /* GET  /metrics        api_health.c */
 
-/* ---- shared by the handlers (api_db.c, request.c) --------------------------------------------------- */
+/* ---- shared by the handlers (api_db.c, request.c) ---------------------------------------- */
 
 /* A pooled connection, waiting at most wait_ms; NULL after answering 503 (database_unavailable,
  * or timeout when every connection stayed busy). */
