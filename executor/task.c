@@ -1607,14 +1607,23 @@ static json_t *data_nodes(const char *role, const part_list *parts)
     return out;
 }
 
+/* The Train and Test nodes of a plan. */
+static json_t *data_tree(const task *t)
+{
+    json_t *nodes = data_nodes("Train", &t->train);
+    json_t *test = data_nodes("Test", &t->test);
+    json_array_extend(nodes, test);
+    json_decref(test);
+    return nodes;
+}
+
 /* The plan of a ranking: Rank → Proxy jobs → Embed jobs → the data, and the models. */
 static json_t *task_tree(const task *t)
 {
     if (t->strategy) {
         long total, cached;
         count_kind(&t->jobs, "strategy", &total, &cached);
-        json_t *children = data_nodes("Train", &t->train);
-        json_array_extend(children, data_nodes("Test", &t->test));
+        json_t *children = data_tree(t);
         json_array_append_new(children, explain_node("Models",
                                                      xasprintf("%zu from %s", t->models.n,
                                                                t->s->from.text),
@@ -1639,8 +1648,7 @@ static json_t *task_tree(const task *t)
     strbuf names = {0};
     for (size_t i = 0; i < t->nproxies; i++)
         strbuf_printf(&names, "%s%s", i ? ", " : "", t->proxies[i].label);
-    json_t *embed_children = data_nodes("Train", &t->train);
-    json_array_extend(embed_children, data_nodes("Test", &t->test));
+    json_t *embed_children = data_tree(t);
     json_t *embed = explain_node("Embed jobs",
                               xasprintf("%ld (%ld cached, %ld to run)%s", etotal, ecached,
                                         etotal - ecached,
