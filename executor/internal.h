@@ -67,6 +67,8 @@ json_t *exec_run_plan(exec_ctx *ctx, const plan *p, json_t **ids, exec_error *er
 
 json_t *exec_query(exec_ctx *ctx, const ast_node *query, exec_error *err);
 json_t *exec_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err);
+/* A plan tree (planner_explain_tree) as QUERY PLAN rows, one ["line"] each. */
+json_t *explain_rows(const json_t *tree);
 json_t *exec_declare(exec_ctx *ctx, const ast_declare *d, exec_error *err);
 json_t *exec_print(exec_ctx *ctx, const ast_print *p, exec_error *err);
 json_t *exec_register(exec_ctx *ctx, const ast_register *r, exec_error *err);

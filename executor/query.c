@@ -118,6 +118,19 @@ static size_t scan_estimates(exec_ctx *ctx, const plan *p, json_t **tops, json_t
     return n;
 }
 
+json_t *explain_rows(const json_t *tree)
+{
+    char **lines;
+    size_t n = planner_explain_lines(tree, &lines);
+    json_t *rows = json_array();
+    for (size_t i = 0; i < n; i++) {
+        json_array_append_new(rows, json_pack("[s]", lines[i]));
+        free(lines[i]);
+    }
+    free(lines);
+    return rows;
+}
+
 static json_t *explain_result(const ast_explain *e, const plan *p, json_t *tree, json_t *top)
 {
     json_t *result = result_new("EXPLAIN");
@@ -134,14 +147,7 @@ static json_t *explain_result(const ast_explain *e, const plan *p, json_t *tree,
         json_object_set(result, "plan", tree);
         json_decref(doc);
     } else {
-        char **lines;
-        size_t n = planner_explain_lines(tree, &lines);
-        json_t *rows = json_array();
-        for (size_t i = 0; i < n; i++) {
-            json_array_append_new(rows, json_pack("[s]", lines[i]));
-            free(lines[i]);
-        }
-        free(lines);
+        json_t *rows = explain_rows(tree);
         char buf[96];
         if (planning) {
             snprintf(buf, sizeof buf, "Planning time: %.3f ms", json_number_value(planning));

@@ -1711,14 +1711,7 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
         result_set(result, json_pack("[s]", "QUERY PLAN"), json_pack("[[o]]", doc));
         json_object_set(result, "plan", tree);
     } else {
-        char **lines;
-        size_t n = planner_explain_lines(tree, &lines);
-        json_t *rows = json_array();
-        for (size_t i = 0; i < n; i++) {
-            json_array_append_new(rows, json_pack("[s]", lines[i]));
-            free(lines[i]);
-        }
-        free(lines);
+        json_t *rows = explain_rows(tree);
         if (run) {
             json_t *j = json_object_get(run, "jobs");
             char *line = xasprintf("Jobs run: %lld of %lld (%lld from the caches, %lld failed, "
