@@ -43,7 +43,8 @@ PLANNER_SRC = $(wildcard planner/*.c)
 EXECUTOR_SRC = $(wildcard executor/*.c)
 QUEUE_SRC    = $(wildcard queue/*.c)
 # Job runners and the worker loop (executor/workers/*.c); rankql-worker's main is apart.
-WORKER_SRC   = $(wildcard executor/workers/*.c executor/workers/runners/*.c)
+WORKER_SRC   = $(wildcard executor/workers/*.c executor/workers/runners/*.c \
+                          executor/workers/finetune/*.c)
 # Strategy plugins: the ABI, the loader and the builtin strategies (docs/extensions.md).
 EXT_SRC      = $(wildcard extensions/*.c)
 LIB_SRC     = $(COMMON_SRC) $(GRAMMAR_SRC) $(DB_SRC) $(PLANNER_SRC) $(EXECUTOR_SRC) \

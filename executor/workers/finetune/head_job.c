@@ -1,0 +1,20 @@
+/* Head and exec fine-tunes (head_job.h). */
+#include "executor/workers/finetune/head_job.h"
+
+int finetune_head_run(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
+                      bool *permanent)
+{
+    (void)ctx;
+    (void)payload;
+    (void)result;
+    return job_fail(err, permanent, true, "head fine-tunes are not built yet");
+}
+
+int finetune_exec_run(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
+                      bool *permanent)
+{
+    (void)ctx;
+    (void)payload;
+    (void)result;
+    return job_fail(err, permanent, true, "exec fine-tunes are not built yet");
+}
