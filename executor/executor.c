@@ -170,7 +170,8 @@ void result_set(json_t *result, json_t *columns, json_t *rows)
 
 /* ---- dispatch and transactions -------------------------------------------------------- */
 
-static json_t *not_implemented(exec_error *err, const ast_node *stmt, const char *what)
+/* For statements that parse but have no executor yet (none right now). */
+static __attribute__((unused)) json_t *not_implemented(exec_error *err, const ast_node *stmt, const char *what)
 {
     return exec_fail(err, 501, "not_implemented", stmt->pos, "%s is not implemented yet", what);
 }
@@ -187,8 +188,7 @@ static json_t *dispatch(exec_ctx *ctx, const ast_node *stmt, exec_error *err)
     case AST_SHOW: return exec_show(ctx, (const ast_show *)stmt, err);
     case AST_USE: return exec_use(ctx, (const ast_use *)stmt, err);
     case AST_PURGE: return exec_purge(ctx, (const ast_purge *)stmt, err);
-    case AST_FINETUNE:
-        return not_implemented(err, stmt, "FINETUNE (it needs the fine-tune jobs and workers)");
+    case AST_FINETUNE: return exec_finetune(ctx, (const ast_finetune *)stmt, err);
     case AST_CANCEL: return exec_cancel(ctx, (const ast_cancel *)stmt, err);
     default:
         return exec_fail(err, 400, "semantic_error", stmt->pos, "this is not a statement");
@@ -207,6 +207,7 @@ static bool is_read_only(ast_kind kind)
     case AST_PRINT:
     case AST_USE:
     case AST_CANCEL: /* the queue commits on its own */
+    case AST_FINETUNE: /* likewise, and its WAIT must not hold a transaction open */
         return true;
     default:
         return false;

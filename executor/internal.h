@@ -86,5 +86,7 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err);
 /* EXPLAIN [ANALYZE] [JSON] of a task-aware query: its jobs and what the caches hold. */
 json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err);
 json_t *exec_cancel(exec_ctx *ctx, const ast_cancel *c, exec_error *err);
+/* FINETUNE (finetune.c): fine-tune jobs, answered from finetune_results when known. */
+json_t *exec_finetune(exec_ctx *ctx, const ast_finetune *f, exec_error *err);
 
 #endif

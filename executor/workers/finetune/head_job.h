@@ -9,6 +9,10 @@
 
 int finetune_head_run(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
                       bool *permanent);
+/* "finetune/<2 hex>/<hash>.<ext>", relative to the data directory (caller frees): ext "ckpt"
+ * for a head's checkpoint, "head" for its weights, "weights" for an exec model's. */
+char *finetune_file_relpath(const char *hash, const char *ext);
+
 int finetune_exec_run(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
                       bool *permanent);
 

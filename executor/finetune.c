@@ -1,0 +1,553 @@
+/* FINETUNE v WITH d [USING "trainer(k=v, …)"] [WAIT] (docs/language.md "FINETUNE"): one
+ * fine-tune job per model of v (a model name, or a session variable of models) on the
+ * training data d (registered datasets, slices, variables of datasets; concatenated), with
+ * the trainer's knobs resolved and checked before anything is submitted
+ * (executor/workers/finetune/finetune.h). A head fine-tune depends on the embed jobs of its
+ * data, like a proxy job; replay fine-tunes are answered from recorded runs. Known results
+ * come from finetune_results (the job's hash), the rest are queued; WAIT blocks until they
+ * are final. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "common/util.h"
+#include "executor/internal.h"
+#include "executor/task.h"
+#include "executor/workers/embed/embed.h"
+#include "executor/workers/finetune/finetune.h"
+#include "queue/queue.h"
+
+typedef struct ft_model {
+    int64_t id;
+    char *name, *runner;
+    json_t *obj;             /* {"id","name","runner","modality","spec","batch_size"} as embed jobs name it */
+    bool needs_fit;
+    size_t job;              /* index of its finetune job in the job set; SIZE_MAX = none */
+} ft_model;
+
+typedef struct ft_task {
+    const ast_finetune *f;
+    size_t nmodels;
+    ft_model *models;
+    part_list train, test;
+    char *modality;
+    const char *trainer;     /* head, exec, replay; NULL = by runner */
+    json_t *given;           /* knob name → value as written */
+    json_t *given_pos;       /* knob name → [line, col] */
+    json_t *knobs;           /* resolved (one trainer for all models) */
+    job_set jobs;
+} ft_task;
+
+static void ft_free(ft_task *t)
+{
+    for (size_t i = 0; i < t->nmodels; i++) {
+        free(t->models[i].name);
+        free(t->models[i].runner);
+        json_decref(t->models[i].obj);
+    }
+    free(t->models);
+    task_part_list_free(&t->train);
+    task_part_list_free(&t->test);
+    free(t->modality);
+    json_decref(t->given);
+    json_decref(t->given_pos);
+    json_decref(t->knobs);
+    task_job_set_free(&t->jobs);
+}
+
+/* ---- models ----------------------------------------------------------------------------- */
+
+static const char model_columns[] =
+    "SELECT id, name, runner, modality, spec, batch_size FROM models ";
+
+/* The models of v: a session variable of models, else a model of that name. */
+static bool load_models(exec_ctx *ctx, ft_task *t, exec_error *err)
+{
+    const ast_name *v = &t->f->models;
+    bool failed = false;
+    json_t *var = ctx->session_id ? var_fetch(ctx, v->text, err, &failed) : NULL;
+    if (failed)
+        return false;
+    PGresult *res;
+    if (var) {
+        const char *entity = json_string_value(json_object_get(var, "entity"));
+        if (!entity || strcmp(entity, "models") != 0) {
+            json_decref(var);
+            return exec_failb(err, 400, "semantic_error", v->pos,
+                              "variable \"%s\" holds %s, not models: FINETUNE takes a model or a "
+                              "variable of models",
+                              v->text, entity ? entity : "no rows");
+        }
+        char *ids = json_dumps(json_object_get(var, "ids"), JSON_COMPACT);
+        json_decref(var);
+        const char *p[] = {ids};
+        char *sql = xasprintf("%sWHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
+                              "ORDER BY array_position(translate($1, '[]', '{}')::bigint[], id)",
+                              model_columns);
+        res = exec_sql(ctx, sql, 1, p, err);
+        free(sql);
+        free(ids);
+    } else {
+        const char *p[] = {v->text};
+        char *sql = xasprintf("%sWHERE name = $1", model_columns);
+        res = exec_sql(ctx, sql, 1, p, err);
+        free(sql);
+    }
+    if (!res)
+        return false;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return exec_failb(err, 404, "not_found", v->pos,
+                          "no model or variable of models named \"%s\" (SHOW MODELS lists the "
+                          "models; DECLARE v AS SELECT … FROM models … makes a variable)",
+                          v->text);
+    }
+    t->models = xcalloc((size_t)PQntuples(res), sizeof *t->models);
+    for (int r = 0; r < PQntuples(res); r++) {
+        ft_model *m = &t->models[t->nmodels++];
+        m->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        m->name = xstrdup(PQgetvalue(res, r, 1));
+        m->runner = xstrdup(PQgetvalue(res, r, 2));
+        m->job = SIZE_MAX;
+        json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
+        m->obj = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)m->id, "name",
+                           m->name, "runner", m->runner, "modality", PQgetvalue(res, r, 3),
+                           "spec", spec ? spec : json_object(), "batch_size",
+                           PQgetisnull(res, r, 5)
+                               ? json_null()
+                               : json_integer(strtoll(PQgetvalue(res, r, 5), NULL, 10)));
+        embed_spec es;
+        char *eerr = NULL;
+        m->needs_fit = strcmp(m->runner, "builtin") == 0 &&
+                       embed_spec_from_json(json_object_get(m->obj, "spec"), &es, &eerr) == 0 &&
+                       embed_needs_fit(&es);
+        free(eerr);
+    }
+    PQclear(res);
+    return true;
+}
+
+/* ---- USING: the trainer and its knobs ------------------------------------------------- */
+
+static json_t *param_value(const ast_node *v)
+{
+    if (v->kind == AST_LITERAL) {
+        const ast_literal *l = (const ast_literal *)v;
+        switch (l->type) {
+        case LIT_INT: return json_integer(l->ival);
+        case LIT_FLOAT: return json_real(l->fval);
+        case LIT_STRING: return json_stringn(l->str, l->len);
+        case LIT_BOOL: return json_boolean(l->bval);
+        default: return NULL;
+        }
+    }
+    if (v->kind == AST_COLUMN_REF) { /* a bare word: head=mlp */
+        const ast_column_ref *c = (const ast_column_ref *)v;
+        if (c->nparts == 1)
+            return json_string(c->parts[0].text);
+    }
+    return NULL;
+}
+
+/* The trainer's name and the knobs as written; `test` is taken out (a dataset, not a knob). */
+static bool read_using(ft_task *t, char **test_name, ast_pos *test_pos, exec_error *err)
+{
+    const ast_call *u = t->f->strategy;
+    t->given = json_object();
+    t->given_pos = json_object();
+    if (!u)
+        return true;
+    t->trainer = u->name.text;
+    if (!finetune_knob_config(t->trainer))
+        return exec_failb(err, 400, "semantic_error", u->name.pos,
+                          "unknown fine-tune strategy \"%s\" (strategies: %s)", t->trainer,
+                          finetune_trainer_names());
+    for (size_t i = 0; u->params && i < u->params->n; i++) {
+        const ast_param *p = (const ast_param *)u->params->items[i];
+        json_t *v = param_value(p->value);
+        if (!v)
+            return exec_failb(err, 400, "semantic_error", p->value->pos,
+                              "knob %s: expected a number, a word or a string", p->key.text);
+        if (json_object_get(t->given, p->key.text) ||
+            (strcmp(p->key.text, "test") == 0 && *test_name)) {
+            json_decref(v);
+            return exec_failb(err, 400, "semantic_error", p->key.pos, "knob %s is given twice",
+                              p->key.text);
+        }
+        if (strcmp(p->key.text, "test") == 0) {
+            if (!json_is_string(v)) {
+                json_decref(v);
+                return exec_failb(err, 400, "semantic_error", p->value->pos,
+                                  "test: expected a dataset name ('name' or 'name[start:stop]')");
+            }
+            *test_name = xstrdup(json_string_value(v));
+            *test_pos = p->value->pos;
+            json_decref(v);
+            continue;
+        }
+        json_object_set_new(t->given, p->key.text, v);
+        json_object_set_new(t->given_pos, p->key.text,
+                            json_pack("[i, i]", p->key.pos.line, p->key.pos.col));
+    }
+    return true;
+}
+
+/* Resolves the knobs of the trainer: a bad one is a 422 naming it, at its position. */
+static bool resolve_knobs(ft_task *t, exec_error *err)
+{
+    char *e = NULL;
+    const char *bad = NULL;
+    t->knobs = finetune_knobs_resolve(finetune_knob_config(t->trainer), t->given, &e, &bad);
+    if (t->knobs)
+        return true;
+    const json_t *pos = bad ? json_object_get(t->given_pos, bad) : NULL;
+    ast_pos p = t->f->strategy ? t->f->strategy->h.pos : t->f->h.pos;
+    if (pos) {
+        p.line = (int)json_integer_value(json_array_get(pos, 0));
+        p.col = (int)json_integer_value(json_array_get(pos, 1));
+    }
+    exec_invalid(err, bad ? bad : "knobs", p, "%s", e);
+    free(e);
+    return false;
+}
+
+/* "name" or "name[start:stop]" (either bound optional) → a dataset reference. */
+static ast_list *test_ref(arena *a, const char *text, ast_pos pos)
+{
+    ast_dataset_ref *r = AST_NEW(a, ast_dataset_ref, AST_DATASET_REF, pos);
+    r->name.pos = pos;
+    r->name.quoted = true;
+    const char *br = strrchr(text, '[');
+    size_t len = strlen(text);
+    if (br && len > 0 && text[len - 1] == ']' && strchr(br, ':')) {
+        const char *colon = strchr(br, ':');
+        char *end;
+        r->has_slice = true;
+        if (colon > br + 1) {
+            r->slice_start = strtoll(br + 1, &end, 10);
+            r->has_slice_start = end == colon;
+        }
+        if (text + len - 1 > colon + 1) {
+            r->slice_stop = strtoll(colon + 1, &end, 10);
+            r->has_slice_stop = end == text + len - 1;
+        }
+        if ((colon > br + 1 && !r->has_slice_start) ||
+            (text + len - 1 > colon + 1 && !r->has_slice_stop))
+            return NULL;
+        r->name.text = arena_strndup(a, text, (size_t)(br - text));
+    } else {
+        r->name.text = arena_strdup(a, text);
+    }
+    return ast_list_append(a, NULL, &r->h);
+}
+
+/* ---- jobs ------------------------------------------------------------------------------- */
+
+static json_t *parts_payload(ft_task *t, const ft_model *m, const part_list *parts,
+                             size_t ftjob_deps[], size_t *ndeps)
+{
+    json_t *arr = json_array();
+    const json_t *fit = t->train.n ? t->train.items[0].data.obj : NULL;
+    for (size_t i = 0; i < parts->n; i++) {
+        json_t *payload = json_pack("{s:O, s:O, s:O}", "model", m->obj, "dataset",
+                                    parts->items[i].data.obj, "fit",
+                                    m->needs_fit && fit ? fit : json_null());
+        size_t e = task_job_set_add(&t->jobs, "embed", payload);
+        ftjob_deps[(*ndeps)++] = e;
+        json_array_append_new(arr, json_pack("{s:s}", "features", t->jobs.items[e].hash));
+    }
+    return arr;
+}
+
+static json_t *dataset_refs(const part_list *parts)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < parts->n; i++) {
+        const json_t *o = parts->items[i].data.obj;
+        json_array_append_new(arr, json_pack("{s:O, s:O, s:O?, s:O?}", "id",
+                                             json_object_get(o, "id"), "name",
+                                             json_object_get(o, "name"), "start",
+                                             json_object_get(o, "start"), "stop",
+                                             json_object_get(o, "stop")));
+    }
+    return arr;
+}
+
+static bool plan_jobs(ft_task *t, exec_error *err)
+{
+    const ast_pos pos = t->f->h.pos;
+    bool replay_data = t->train.n > 0 && t->train.items[0].data.replay;
+    for (size_t i = 0; i < t->train.n; i++) {
+        if (t->train.items[i].data.replay != replay_data)
+            return exec_failb(err, 400, "semantic_error", pos,
+                              "replay datasets (recorded runs) cannot be mixed with file "
+                              "datasets in one FINETUNE");
+        if (t->train.items[i].nchanges)
+            return exec_failb(err, 400, "semantic_error", pos,
+                              "FINETUNE trains on datasets as registered: CHANGE is for "
+                              "rankings");
+        if (t->train.items[i].data.labels_only)
+            return exec_failb(err, 400, "semantic_error", pos,
+                              "dataset \"%s\" holds labels only: FINETUNE needs examples",
+                              json_string_value(json_object_get(t->train.items[i].data.obj, "name")));
+    }
+    if (replay_data && t->train.n != 1)
+        return exec_failb(err, 400, "semantic_error", pos,
+                          "a replay FINETUNE takes one replay dataset (the task of the "
+                          "recorded runs), not %zu", t->train.n);
+    if (!t->trainer)
+        t->trainer = replay_data ? "replay" : "head";
+    if (replay_data != (strcmp(t->trainer, "replay") == 0))
+        return exec_failb(err, 400, "semantic_error",
+                          t->f->strategy ? t->f->strategy->name.pos : pos,
+                          replay_data ? "replay datasets are fine-tuned with the replay "
+                                        "strategy (recorded runs), not %s"
+                                      : "the replay strategy answers from recorded runs: "
+                                        "FINETUNE … WITH a replay dataset (not %s data)",
+                          replay_data ? t->trainer : "file");
+    if (t->test.n && replay_data)
+        return exec_failb(err, 400, "semantic_error", pos,
+                          "a replay fine-tune is tested on its task's own test split: drop test");
+    if (!resolve_knobs(t, err))
+        return false;
+    for (size_t i = 0; i < t->nmodels; i++) {
+        ft_model *m = &t->models[i];
+        json_t *payload = NULL;
+        size_t ndeps = 0;
+        size_t *deps = xcalloc(t->train.n + t->test.n + 1, sizeof *deps);
+        if (strcmp(t->trainer, "replay") == 0) {
+            if (strcmp(m->runner, "replay") != 0) {
+                free(deps);
+                return exec_failb(err, 400, "semantic_error", t->f->models.pos,
+                                  "model \"%s\" has runner %s: only replay models have recorded "
+                                  "runs", m->name, m->runner);
+            }
+            char *e = NULL;
+            payload = finetune_replay_payload(m->obj, t->train.items[0].data.obj, &e);
+            if (!payload) {
+                exec_failb(err, 422, "validation_error", t->f->models.pos, "%s", e);
+                free(e);
+                free(deps);
+                return false;
+            }
+        } else {
+            if (strcmp(m->runner, "replay") == 0 ||
+                (strcmp(t->trainer, "exec") == 0 && strcmp(m->runner, "exec") != 0)) {
+                free(deps);
+                return exec_failb(err, 400, "semantic_error", t->f->models.pos,
+                                  "model \"%s\" (runner %s) cannot be fine-tuned with %s%s",
+                                  m->name, m->runner, t->trainer,
+                                  strcmp(t->trainer, "exec") == 0
+                                      ? ": exec fine-tunes run the model's own command"
+                                      : ": it has no features (use the replay strategy on "
+                                        "replay data)");
+            }
+            json_t *tarr = dataset_refs(&t->test);
+            payload = json_pack("{s:s, s:O, s:o, s:O?, s:O}", "runner", t->trainer, "model",
+                                m->obj, "datasets", dataset_refs(&t->train), "test_dataset",
+                                json_array_get(tarr, 0), "knobs", t->knobs);
+            json_decref(tarr);
+            if (strcmp(t->trainer, "exec") == 0) {
+                /* The command reads the data itself: the dataset objects, no embed jobs. */
+                json_t *src = json_array(), *tsrc = json_array();
+                for (size_t k = 0; k < t->train.n; k++)
+                    json_array_append(src, t->train.items[k].data.obj);
+                for (size_t k = 0; k < t->test.n; k++)
+                    json_array_append(tsrc, t->test.items[k].data.obj);
+                json_object_set_new(payload, "train_data", src);
+                json_object_set_new(payload, "test_data", tsrc);
+            } else {
+                json_object_set_new(payload, "train", parts_payload(t, m, &t->train, deps, &ndeps));
+                json_object_set_new(payload, "test", parts_payload(t, m, &t->test, deps, &ndeps));
+            }
+        }
+        m->job = task_job_set_add(&t->jobs, "finetune", payload);
+        for (size_t d = 0; d < ndeps; d++)
+            task_job_add_dep(&t->jobs, m->job, deps[d]);
+        free(deps);
+    }
+    return true;
+}
+
+/* ---- results ---------------------------------------------------------------------------- */
+
+static json_t *result_rows(exec_ctx *ctx, const ft_task *t, long *failed, exec_error *err)
+{
+    json_t *hashes = json_array();
+    for (size_t i = 0; i < t->nmodels; i++)
+        json_array_append_new(hashes, json_string(t->jobs.items[t->models[i].job].hash));
+    char *htext = json_dumps(hashes, JSON_COMPACT);
+    json_decref(hashes);
+    const char *p[] = {htext};
+    PGresult *res = exec_sql(
+        ctx,
+        "SELECT h, f.strategy, f.params::text, f.train_accuracy, f.test_accuracy, "
+        "f.elapsed_seconds, f.result_model_id, m.name, j.id, j.status, j.error, j.attempts, "
+        "f.details->'resumed_from_epoch', j.progress_note "
+        "FROM jsonb_array_elements_text($1::jsonb) AS h "
+        "LEFT JOIN finetune_results f ON f.hash = h "
+        "LEFT JOIN models m ON m.id = f.result_model_id "
+        "LEFT JOIN jobs j ON j.hash = h",
+        1, p, err);
+    free(htext);
+    if (!res)
+        return NULL;
+    json_t *rows = json_array();
+    for (size_t i = 0; i < t->nmodels; i++) {
+        const ft_model *m = &t->models[i];
+        const job_ref *j = &t->jobs.items[m->job];
+        int r = 0;
+        while (r < PQntuples(res) && strcmp(PQgetvalue(res, r, 0), j->hash) != 0)
+            r++;
+        bool found = r < PQntuples(res);
+        bool have = found && !PQgetisnull(res, r, 1);
+#define NUM(c) (found && !PQgetisnull(res, r, c) ? json_real(strtod(PQgetvalue(res, r, c), NULL)) : json_null())
+#define INT(c) (found && !PQgetisnull(res, r, c) ? json_integer(strtoll(PQgetvalue(res, r, c), NULL, 10)) : json_null())
+#define STR(c) (found && !PQgetisnull(res, r, c) ? json_string(PQgetvalue(res, r, c)) : json_null())
+        json_t *knobs = have ? json_loads(PQgetvalue(res, r, 2), 0, NULL)
+                             : json_deep_copy(json_object_get(j->payload, "knobs"));
+        const char *jstatus = found && !PQgetisnull(res, r, 9) ? PQgetvalue(res, r, 9) : NULL;
+        const char *status = have ? (j->cached ? "cached" : "done") : jstatus ? jstatus : "queued";
+        if (!have && jstatus && (strcmp(jstatus, "failed") == 0 || strcmp(jstatus, "cancelled") == 0))
+            (*failed)++;
+        json_t *row = json_pack("[s, s, o, o, o, o, o, o, o, s, o, o, o]", m->name, t->trainer,
+                                knobs ? knobs : json_object(), NUM(3), NUM(4), NUM(5), INT(6),
+                                STR(7), INT(8), status, INT(11), have ? INT(12) : json_null(),
+                                have ? json_null() : STR(10));
+#undef NUM
+#undef INT
+#undef STR
+        json_array_append_new(rows, row);
+    }
+    PQclear(res);
+    return rows;
+}
+
+json_t *exec_finetune(exec_ctx *ctx, const ast_finetune *f, exec_error *err)
+{
+    ft_task t = {.f = f};
+    json_t *result = result_new("FINETUNE");
+    char *query_id = NULL, *test_name = NULL;
+    ast_pos test_pos = f->h.pos;
+    arena *a = arena_new();
+    if (!read_using(&t, &test_name, &test_pos, err) || !load_models(ctx, &t, err) ||
+        !task_resolve_parts(ctx, f->datasets, &t.train, &t.modality, err))
+        goto fail;
+    if (test_name) {
+        ast_list *refs = test_ref(a, test_name, test_pos);
+        if (!refs) {
+            exec_failb(err, 400, "semantic_error", test_pos,
+                       "test: \"%s\" is not 'name' or 'name[start:stop]'", test_name);
+            goto fail;
+        }
+        if (!task_resolve_parts(ctx, refs, &t.test, &t.modality, err))
+            goto fail;
+    }
+    for (size_t i = 0; i < t.nmodels; i++) {
+        const char *mod = json_string_value(json_object_get(t.models[i].obj, "modality"));
+        if (t.modality && mod && strcmp(mod, t.modality) != 0) {
+            exec_failb(err, 400, "semantic_error", f->models.pos,
+                       "model \"%s\" is a %s model, the data is %s", t.models[i].name, mod,
+                       t.modality);
+            goto fail;
+        }
+    }
+    if (!plan_jobs(&t, err) ||
+        !task_mark_cached(ctx, &t.jobs, "embed", "feature_cache", err) ||
+        !task_forget_missing_features(ctx, &t.jobs, err) ||
+        !task_mark_cached(ctx, &t.jobs, "finetune", "finetune_results", err))
+        goto fail;
+    /* An embedding that only a known fine-tune needed is not computed again. */
+    bool *needed = xcalloc(t.jobs.n + 1, sizeof *needed);
+    for (size_t i = 0; i < t.jobs.n; i++)
+        if (strcmp(t.jobs.items[i].kind, "finetune") == 0 && !t.jobs.items[i].cached) {
+            needed[i] = true;
+            for (size_t d = 0; d < t.jobs.items[i].ndeps; d++)
+                needed[t.jobs.items[i].deps[d]] = true;
+        }
+    for (size_t i = 0; i < t.jobs.n; i++)
+        if (!needed[i])
+            t.jobs.items[i].cached = true;
+    free(needed);
+    long total = (long)t.jobs.n, cached = 0;
+    for (size_t i = 0; i < t.jobs.n; i++)
+        cached += t.jobs.items[i].cached;
+    long submitted = ctx->dry ? 0 : task_submit_jobs(ctx, &t.jobs, err);
+    if (submitted < 0)
+        goto fail;
+    if (submitted > 0 && !(query_id = task_record_query(ctx, &t.jobs, err)))
+        goto fail;
+    if (query_id)
+        json_object_set_new(result, "query_id", json_string(query_id));
+    double waited = 0;
+    wait_end end = WAIT_DONE;
+    if (f->wait && submitted > 0) {
+        end = task_wait_for_jobs(ctx, &t.jobs, query_id, err, &waited);
+        if (end == WAIT_ERROR)
+            goto fail;
+        if (end == WAIT_CANCELLED) {
+            exec_fail(err, 499, "cancelled", f->h.pos,
+                      "the WAIT was cancelled; its jobs keep running (CANCEL QUERY '%s' "
+                      "cancels them)", query_id);
+            goto fail;
+        }
+    }
+    long failed = 0;
+    json_t *rows = result_rows(ctx, &t, &failed, err);
+    if (!rows)
+        goto fail;
+    job_counts c = {0};
+    if (submitted > 0) {
+        char *ids = task_submitted_ids(&t.jobs);
+        bool counted = task_count_jobs(ctx, ids, &c, err);
+        free(ids);
+        if (!counted) {
+            json_decref(rows);
+            goto fail;
+        }
+    }
+    result_set(result,
+               json_pack("[s, s, s, s, s, s, s, s, s, s, s, s, s]", "model", "strategy", "knobs",
+                         "train_accuracy", "test_accuracy", "elapsed_seconds", "new_model_id",
+                         "new_model", "job_id", "status", "attempts", "resumed_from_epoch",
+                         "error"),
+               rows);
+    long remaining = ctx->dry ? total - cached : c.queued + c.running;
+    json_object_set_new(result, "jobs",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)total,
+                                  "cached", (json_int_t)cached, "submitted",
+                                  (json_int_t)submitted, "remaining", (json_int_t)remaining,
+                                  "failed", (json_int_t)c.failed));
+    json_object_set_new(result, "remaining_jobs", json_integer(remaining));
+    json_object_set_new(result, "status",
+                        json_string(remaining && ctx->dry ? "dry"
+                                    : remaining             ? "running"
+                                    : failed                ? "partial"
+                                                            : "complete"));
+    if (f->wait && submitted > 0)
+        json_object_set_new(result, "wait_seconds", json_real(waited));
+    if (submitted == 0 && remaining == 0 && !failed)
+        result_notice(result, "all %zu fine-tune%s came from the caches: no job ran", t.nmodels,
+                      t.nmodels == 1 ? "" : "s");
+    if (remaining && end == WAIT_TIMEOUT)
+        result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the "
+                              "statement again to collect them", waited, remaining);
+    else if (remaining && !ctx->dry)
+        result_notice(result, "%ld job%s still running: run the statement again, or add WAIT, "
+                              "for the results (CANCEL QUERY '%s' cancels them)",
+                      remaining, remaining == 1 ? " is" : "s are", query_id ? query_id : "?");
+    free(query_id);
+    free(test_name);
+    arena_free(a);
+    ft_free(&t);
+    return result;
+fail:
+    free(query_id);
+    free(test_name);
+    arena_free(a);
+    ft_free(&t);
+    json_decref(result);
+    return NULL;
+}
