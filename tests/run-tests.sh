@@ -5,7 +5,7 @@
 #   sanitizer    build-san/tests/test_*    (the same unit tests under ASan/UBSan)
 #   fuzz smoke   tests/fuzz/run-fuzz.sh    (libFuzzer, a few seconds per target)
 #   integration  tests/integration/*.sh    (real rankqld, real PostgreSQL; print "ok - …" / "not ok - …"),
-#                and test_rank.sh again on build-san/bin
+#                and again on build-san/bin (all but the itest wrappers and "# san: skip" scripts)
 #
 # RANKQL_TEST_ONLY=unit|san|fuzz|integration runs one group.
 set -u
@@ -55,10 +55,17 @@ if [ -z "$only" ] || [ "$only" = fuzz ]; then
 fi
 if [ -z "$only" ] || [ "$only" = integration ]; then
   for s in tests/integration/test_*.sh; do [ -f "$s" ] && run_script integration "$s"; done
-  # Task-aware ranking end to end once more on the ASan/UBSan build (server, worker, shell):
-  # a sanitizer report makes rankqld's exit status, and so a check, fail.
+  # The whole suite once more on the ASan/UBSan build (server, worker, shell): a sanitizer
+  # report makes a program's exit status, and so a check, fail. The itest_* programs already
+  # ran on both builds (lib.sh run_itest), so their scripts are not run twice; a script that
+  # says "# san: skip (why)" near its top is left out.
   if [ -x build-san/bin/rankqld ] && [ -x build-san/bin/rankql-worker ]; then
-    RANKQL_BIN=$PWD/build-san/bin run_script integration-san tests/integration/test_rank.sh
+    for s in tests/integration/test_*.sh; do
+      [ -f "$s" ] || continue
+      grep -q 'run_itest' "$s" && continue
+      head -30 "$s" | grep -q '^# san: skip' && continue
+      RANKQL_BIN=$PWD/build-san/bin run_script integration-san "$s"
+    done
   fi
 fi
 
