@@ -89,15 +89,36 @@ json_t *ext_check_ranking(const json_t *models, const json_t *out, char **err);
  * process group, killed at the time limit or when should_stop says so). Returns the checked
  * ranking (ext_check_ranking), or NULL with *err and *permanent (a crash, a timeout, a bad
  * answer are permanent: running it again would do the same). */
+/* The engine side of the host API (rankql_extension.h, rqx_host): answers one call, a JSON
+ * object {"call": "finetune"|"proxy_score"|"history", …} (the process protocol's request
+ * line, docs/extensions.md "Host API"), with a new JSON object {"ok": true, …} or {"ok":
+ * false, "error": "…"}. Called on the thread that called ext_run: in-process for builtins,
+ * relayed from the child process for C and process plugins. */
+typedef struct ext_host_ops {
+    json_t *(*call)(void *arg, const json_t *request);
+    void *arg;
+} ext_host_ops;
+
 typedef struct ext_run_opts {
     double timeout_seconds;             /* 0 = the strategy's */
     bool (*should_stop)(void *arg);     /* may be NULL */
     void *stop_arg;
+    /* NULL: no host API (calls answer "no host API here"). Time spent answering host calls
+     * does not count against the strategy's time limit (the engine's jobs are not the
+     * plugin's time). */
+    const ext_host_ops *host;
+    double host_seconds;                /* out: wall time spent in host calls */
 } ext_run_opts;
 json_t *ext_run(const ext_strategy *s, const json_t *params, const json_t *models,
-                const json_t *datasets, const ext_run_opts *opts, char **err, bool *permanent);
+                const json_t *datasets, ext_run_opts *opts, char **err, bool *permanent);
 
-/* The builtin strategies (extensions/builtin.c). */
+/* The ABI version a strategy speaks: a C descriptor's abi_version (1 or 2); 2 for process
+ * plugins (they always get the host socket, docs/extensions.md). Version 1 C plugins get
+ * req->host = NULL. */
+unsigned ext_abi_of(const ext_strategy *s);
+
+/* The builtin strategies (extensions/builtin.c, extensions/strategies.c), NULL-terminated. */
+extern const rankql_extension *const ext_builtins[];
 extern const rankql_extension ext_builtin_random;
 
 #endif

@@ -573,8 +573,8 @@ static bool from_descriptor(const rankql_extension *e, ext_strategy *s, char **e
         *err = xstrdup("the entry point returned NULL");
         return false;
     }
-    if (e->abi_version != RANKQL_EXTENSION_ABI_VERSION) {
-        *err = xasprintf("ABI version %u, this rankql speaks version %u", e->abi_version,
+    if (e->abi_version < 1 || e->abi_version > RANKQL_EXTENSION_ABI_VERSION) {
+        *err = xasprintf("ABI version %u, this rankql speaks versions 1 to %u", e->abi_version,
                          RANKQL_EXTENSION_ABI_VERSION);
         return false;
     }
@@ -583,7 +583,7 @@ static bool from_descriptor(const rankql_extension *e, ext_strategy *s, char **e
         return false;
     }
     if (e->host_api || e->reserved[0] || e->reserved[1] || e->reserved[2] || e->reserved[3]) {
-        *err = xstrdup("reserved fields (host_api, reserved[]) must be NULL in ABI version 1");
+        *err = xstrdup("reserved fields (host_api, reserved[]) must be NULL");
         return false;
     }
     if (!(e->timeout_seconds >= 0) || !isfinite(e->timeout_seconds)) {
@@ -614,9 +614,11 @@ static void load_so(ext_registry *r, const char *path)
     }
     rankql_extension_entry_fn entry;
     void *sym = dlsym(dl, RANKQL_EXTENSION_ENTRY);
+    if (!sym)
+        sym = dlsym(dl, RANKQL_EXTENSION_ENTRY_V1);
     if (!sym) {
-        warn(r, "%s skipped: no symbol %s (see extensions/rankql_extension.h)", path,
-             RANKQL_EXTENSION_ENTRY);
+        warn(r, "%s skipped: no symbol %s or %s (see extensions/rankql_extension.h)", path,
+             RANKQL_EXTENSION_ENTRY, RANKQL_EXTENSION_ENTRY_V1);
         dlclose(dl);
         return;
     }
@@ -760,12 +762,15 @@ ext_registry *ext_registry_load(const char *dir, char **err)
     ext_registry *r = xcalloc(1, sizeof *r);
     ext_strategy s;
     char *e = NULL;
-    if (from_descriptor(&ext_builtin_random, &s, &e)) {
-        s.kind = EXT_BUILTIN;
-        add(r, &s, "builtin");
-    } else {
-        warn(r, "builtin random: %s", e);
-        free(e);
+    for (size_t i = 0; ext_builtins[i]; i++) {
+        if (from_descriptor(ext_builtins[i], &s, &e)) {
+            s.kind = EXT_BUILTIN;
+            add(r, &s, "builtin");
+        } else {
+            warn(r, "builtin %s: %s", ext_builtins[i]->name, e);
+            free(e);
+            e = NULL;
+        }
     }
     if (!dir)
         return r;

@@ -1,9 +1,10 @@
-/* The C ABI of rankql strategy plugins (docs/extensions.md), version 1.
+/* The C ABI of rankql strategy plugins (docs/extensions.md), version 2 (version 1 plugins
+ * keep working unchanged).
  *
  * A strategy ranks candidate models for a task: RANK … TRAINED ON "a" TESTED ON "b"
  * BY "name(k=v, …)". A C plugin is a shared object in the extensions directory that exports
  *
- *     const rankql_extension *rankql_extension_v1(void);
+ *     const rankql_extension *rankql_extension_v2(void);   (or _v1 for a version 1 plugin)
  *
  * returning a descriptor that lives as long as the library is loaded. The host checks
  * abi_version, the name (unique among the builtins and the directory's plugins, and not a
@@ -23,9 +24,11 @@
 extern "C" {
 #endif
 
-#define RANKQL_EXTENSION_ABI_VERSION 1u
-/* The symbol the loader looks up (dlsym). */
-#define RANKQL_EXTENSION_ENTRY "rankql_extension_v1"
+#define RANKQL_EXTENSION_ABI_VERSION 2u
+/* The symbols the loader looks up (dlsym), the newest first. A version 1 plugin exports
+ * rankql_extension_v1 and a descriptor with abi_version 1; it never sees the host API. */
+#define RANKQL_EXTENSION_ENTRY "rankql_extension_v2"
+#define RANKQL_EXTENSION_ENTRY_V1 "rankql_extension_v1"
 
 /* ---- parameters ------------------------------------------------------------------------ */
 
@@ -84,6 +87,45 @@ typedef struct rqx_dataset {
     int32_t num_classes;       /* 0 when unknown */
 } rqx_dataset;
 
+/* ---- the host API (version 2) ----------------------------------------------------------
+ *
+ * What a strategy may ask the engine while it ranks. Every call goes through the job queue:
+ * the engine submits the job (de-duplicated by its payload, so an answer computed before —
+ * by this strategy, another one, or a RANK query — is reused), runs it in the strategy's own
+ * worker slot when nobody else is, or waits for the worker that is running it. The host
+ * accounts what the strategy paid (the job result's seconds, cached or not) and reports it
+ * with the ranking (docs/extensions.md "Host API").
+ *
+ * Calls return 0, or -1 with a one-line message in err (errlen bytes, NUL-terminated): an
+ * unknown model or dataset, a job that failed (its error), a cancelled strategy. A plugin
+ * may carry on after a failed call (rank without that model's answer) or give up. The
+ * functions are safe to call from rank()'s thread only. */
+typedef struct rqx_host rqx_host;
+struct rqx_host {
+    size_t struct_size;        /* sizeof (rqx_host) of the host: newer hosts append calls */
+    void *ctx;                 /* the host's; pass the host itself to every call */
+    /* Fine-tunes model model_id (a candidate) on dataset dataset_id (one of req->train),
+     * with knobs (a JSON object text of knob name → value; NULL or "{}" = the trainer's
+     * defaults). *accuracy: the fine-tuned model's test accuracy in [0, 1]; *seconds: what
+     * the fine-tune cost (recorded or measured). */
+    int (*finetune)(const rqx_host *host, int64_t model_id, int64_t dataset_id,
+                    const char *knobs_json, double *accuracy, double *seconds, char *err,
+                    size_t errlen);
+    /* The proxy score of model_id on the request's task: proxy_json is a JSON object text
+     * {"name": "nn", "params": {…}} (or just a name: "nn", "logme"). *err_value: lower is
+     * better, as in RANK … BY that proxy; *seconds: its cost. On replay data a proxy score
+     * is the recorded fine-tune (docs/runners.md "replay") and costs what it recorded. */
+    int (*proxy_score)(const rqx_host *host, int64_t model_id, const char *proxy_json,
+                       double *err_value, double *seconds, char *err, size_t errlen);
+    /* What is known about fine-tuning model_id on datasets other than the request's train
+     * datasets, without paying for anything: *json_out = a JSON array text
+     * [{"dataset": "name", "accuracy": a, "seconds": s, "source": "replay"|"finetune"}],
+     * to free with host->free. */
+    int (*history)(const rqx_host *host, int64_t model_id, char **json_out, char *err,
+                   size_t errlen);
+    void (*free)(void *p);
+};
+
 typedef struct rqx_request {
     size_t struct_size;        /* sizeof (rqx_request) of the host: newer hosts append fields */
     const char *strategy;      /* the plugin's name, as registered */
@@ -96,8 +138,7 @@ typedef struct rqx_request {
     /* The same request as one JSON document (the process-plugin input, docs/extensions.md):
      * {"strategy", "version", "params", "models": [...], "datasets": {"train", "test"}}. */
     const char *request_json;
-    /* RESERVED: the host API (ask the engine for embeddings, proxy scores, fine-tunes)
-     * comes in a later ABI version. NULL in version 1. */
+    /* The host API (version 2 plugins; NULL for version 1 plugins): a const rqx_host *. */
     const void *host;
 } rqx_request;
 
@@ -125,14 +166,15 @@ typedef struct rankql_extension {
     size_t nparams;
     rqx_rank_fn rank;
     double timeout_seconds;    /* limit of one rank() call; 0 = the default (300 s) */
-    /* RESERVED for the host API of a later version: must be NULL in version 1. */
+    /* RESERVED: must be NULL. */
     const void *host_api;
     void *reserved[4];         /* must be NULL */
 } rankql_extension;
 
 typedef const rankql_extension *(*rankql_extension_entry_fn)(void);
 
-/* What a plugin defines (and exports): its descriptor. */
+/* What a plugin defines (and exports): its descriptor (one of the two). */
+const rankql_extension *rankql_extension_v2(void);
 const rankql_extension *rankql_extension_v1(void);
 
 #ifdef __cplusplus

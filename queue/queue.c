@@ -589,3 +589,90 @@ int queue_pending(PGconn *conn, const char *const *kinds, size_t nkinds, int64_t
     PQclear(res);
     return 0;
 }
+
+/* ---- claim one job by id ------------------------------------------------------------------ */
+
+/* The claim of CLAIM_SQL restricted to one id: the same claimability rules, no SKIP LOCKED
+ * (a row locked by a concurrent claim is waited for, then found running). */
+static const char CLAIM_ID_SQL[] =
+    "UPDATE jobs SET status = 'running', attempts = attempts + 1,"
+    "       lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2::integer),"
+    "       started_at = now(), progress = 0, progress_note = NULL"
+    " WHERE id = $3::bigint AND status = 'queued' AND run_after <= now()"
+    "   AND attempts < max_attempts"
+    "   AND NOT EXISTS (SELECT 1 FROM job_deps d JOIN jobs p ON p.id = d.depends_on"
+    "                    WHERE d.job_id = jobs.id AND p.status <> 'done')"
+    " RETURNING id, hash, kind, status, payload::text, attempts, max_attempts";
+
+int queue_claim_id(PGconn *conn, int64_t id, const char *worker_id, int lease_seconds,
+                   queue_job *job, char **err)
+{
+    memset(job, 0, sizeof *job);
+    if (lease_seconds <= 0)
+        lease_seconds = QUEUE_DEFAULT_LEASE_SECONDS;
+    if (fail_dependents(conn, err) != 0)
+        return -1;
+    char lease[16], idtext[24];
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
+    const char *p[3] = {worker_id, lease, idtext};
+    PGresult *res = run(conn, CLAIM_ID_SQL, 3, p, PGRES_TUPLES_OK, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return 0;
+    }
+    job->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    copy_field(job->hash, sizeof job->hash, PQgetvalue(res, 0, 1));
+    copy_field(job->kind, sizeof job->kind, PQgetvalue(res, 0, 2));
+    copy_field(job->status, sizeof job->status, PQgetvalue(res, 0, 3));
+    json_error_t jerr;
+    job->payload = json_loads(PQgetvalue(res, 0, 4), 0, &jerr);
+    job->attempts = atoi(PQgetvalue(res, 0, 5));
+    job->max_attempts = atoi(PQgetvalue(res, 0, 6));
+    PQclear(res);
+    if (!job->payload) {
+        char *why = xasprintf("payload is not readable JSON: %s", jerr.text);
+        char *ignored = NULL;
+        queue_fail(conn, job, worker_id, why, true, &ignored);
+        free(ignored);
+        if (err) {
+            free(*err);
+            *err = xasprintf("job %lld: %s", (long long)job->id, why);
+        }
+        free(why);
+        queue_job_clear(job);
+        return -1;
+    }
+    return 1;
+}
+
+/* ---- a job's state ------------------------------------------------------------------------ */
+
+int queue_job_state(PGconn *conn, int64_t id, char status[QUEUE_KIND_MAX], json_t **result,
+                    char **error, char **err)
+{
+    char idtext[24];
+    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
+    const char *p[1] = {idtext};
+    PGresult *res = run(conn, "SELECT status, result::text, error FROM jobs WHERE id = $1::bigint",
+                        1, p, PGRES_TUPLES_OK, err);
+    if (!res)
+        return -1;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        if (err) {
+            free(*err);
+            *err = xasprintf("job %lld does not exist", (long long)id);
+        }
+        return -1;
+    }
+    copy_field(status, QUEUE_KIND_MAX, PQgetvalue(res, 0, 0));
+    if (result)
+        *result = PQgetisnull(res, 0, 1) ? NULL : json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+    if (error)
+        *error = PQgetisnull(res, 0, 2) ? NULL : xstrdup(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    return 0;
+}

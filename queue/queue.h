@@ -98,4 +98,17 @@ int queue_cancel(PGconn *conn, int64_t id, char **err);
 int queue_pending(PGconn *conn, const char *const *kinds, size_t nkinds, int64_t *count,
                   char **err);
 
+/* Claims job id itself for worker_id (a strategy that needs that job's answer now runs it in
+ * its own worker slot instead of waiting for a free one: extensions/host). The rules of
+ * queue_claim: queued, run_after passed, attempts left, every dependency done. Returns 1 with
+ * *job filled, 0 when the job is not claimable (running elsewhere, done, failed, backing off,
+ * waiting for a dependency), -1. */
+int queue_claim_id(PGconn *conn, int64_t id, const char *worker_id, int lease_seconds,
+                   queue_job *job, char **err);
+
+/* The status of job id, and (each optional, caller frees) its result (NULL when none) and
+ * error (NULL when none). -1 with *err also when the job does not exist. */
+int queue_job_state(PGconn *conn, int64_t id, char status[QUEUE_KIND_MAX], json_t **result,
+                    char **error, char **err);
+
 #endif

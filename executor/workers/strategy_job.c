@@ -15,6 +15,7 @@
 #include "common/hash.h"
 #include "common/util.h"
 #include "executor/workers/jobs.h"
+#include "executor/workers/strategy_host.h"
 #include "extensions/extensions.h"
 
 static double now_s(void)
@@ -68,17 +69,34 @@ static int run_strategy(job_ctx *ctx, const json_t *payload, json_t **result, ch
                  ext_kind_name(s->kind), json_array_size(models));
         ctx->progress(ctx->progress_arg, 0, note);
     }
-    ext_run_opts opts = {.should_stop = stop_cb, .stop_arg = ctx};
+    /* The host API: the strategy's fine-tunes and proxy scores go through the queue, run
+     * inline in this slot when nobody else runs them (strategy_host.h). */
+    strategy_host *host = ctx->conn ? strategy_host_new(ctx, models, datasets) : NULL;
+    ext_host_ops ops = {strategy_host_call, host};
+    ext_run_opts opts = {.should_stop = stop_cb, .stop_arg = ctx, .host = host ? &ops : NULL};
     double t0 = now_s();
     json_t *ranking = ext_run(s, canon, models, datasets, &opts, err, permanent);
     double secs = now_s() - t0;
     if (!ranking) {
+        strategy_host_free(host);
         json_decref(canon);
         return -1;
     }
-    *result = json_pack("{s:o, s:s, s:s, s:o, s:s, s:f}", "ranking", ranking, "strategy",
-                        s->name, "version", s->version, "params", canon, "kind",
-                        ext_kind_name(s->kind), "seconds", secs);
+    /* Cost: what the strategy paid for (recorded fine-tune and proxy seconds, cached or
+     * not) plus its own search time (the run less the time spent answering host calls). */
+    double search = secs - opts.host_seconds;
+    if (search < 0)
+        search = 0;
+    double paid = host ? strategy_host_paid_seconds(host) : 0;
+    *result = json_pack("{s:o, s:s, s:s, s:o, s:s, s:f, s:f, s:f, s:f}", "ranking", ranking,
+                        "strategy", s->name, "version", s->version, "params", canon, "kind",
+                        ext_kind_name(s->kind), "seconds", secs, "search_seconds", search,
+                        "host_seconds", opts.host_seconds, "cost_seconds", paid + search);
+    if (host)
+        strategy_host_report(host, *result);
+    else
+        json_object_set_new(*result, "finetuned", json_array());
+    strategy_host_free(host);
     return 0;
 }
 

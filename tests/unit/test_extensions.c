@@ -62,7 +62,7 @@ static void test_builtins_only(void **state)
     char *err = NULL;
     ext_registry *r = ext_registry_load(NULL, &err);
     assert_non_null(r);
-    assert_int_equal(r->n, 1);
+    assert_int_equal(r->n, 6); /* random, proxy, meta, finetune_all, hybrid, sh */
     const ext_strategy *s = ext_find(r, "RANDOM");
     assert_non_null(s);
     assert_int_equal(s->kind, EXT_BUILTIN);
