@@ -382,7 +382,7 @@ bad_env:
 static bool overridden(const char *entry, const json_t *env)
 {
     static const char *const ours[] = {"RANKQL_INPUT_DIR=", "RANKQL_OUTPUT=",
-                                       "RANKQL_REQUEST="};
+                                       "RANKQL_REQUEST=", "RANKQL_OP=", "RANKQL_WEIGHTS="};
     for (size_t i = 0; i < sizeof ours / sizeof *ours; i++)
         if (strncmp(entry, ours[i], strlen(ours[i])) == 0)
             return true;
@@ -400,12 +400,13 @@ static bool overridden(const char *entry, const json_t *env)
 
 /* The child's environment: ours minus what is overridden, then the spec's env, then the
  * protocol's variables. Every string is allocated (freed by free_env). */
-static char **build_env(const exec_spec *s, const char *dir)
+static char **build_env_op(const exec_spec *s, const char *dir, const char *op,
+                           const char *output)
 {
     size_t n = 0;
     for (char **e = environ; e && *e; e++)
         n++;
-    size_t extra = 3 + (s->env ? json_object_size(s->env) : 0);
+    size_t extra = 5 + (s->env ? json_object_size(s->env) : 0);
     char **env = xcalloc(n + extra + 1, sizeof *env);
     size_t k = 0;
     for (char **e = environ; e && *e; e++)
@@ -418,10 +419,18 @@ static char **build_env(const exec_spec *s, const char *dir)
             env[k++] = xasprintf("%s=%s", key, json_string_value(v));
     }
     env[k++] = xasprintf("RANKQL_INPUT_DIR=%s", dir);
-    env[k++] = xasprintf("RANKQL_OUTPUT=%s/features.npy", dir);
+    env[k++] = xasprintf("RANKQL_OUTPUT=%s/%s", dir, output);
     env[k++] = xasprintf("RANKQL_REQUEST=%s/request.json", dir);
+    env[k++] = xasprintf("RANKQL_OP=%s", op);
+    if (strcmp(op, "finetune") == 0)
+        env[k++] = xasprintf("RANKQL_WEIGHTS=%s/weights", dir);
     env[k] = NULL;
     return env;
+}
+
+static char **build_env(const exec_spec *s, const char *dir)
+{
+    return build_env_op(s, dir, "embed", "features.npy");
 }
 
 static void free_env(char **env)
@@ -636,6 +645,169 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     rc = 0;
 done:
     free(outpath);
+    free(line);
+    strbuf_free(&tail);
+    if (env)
+        free_env(env);
+    remove_tree(dir);
+    free(dir);
+    free(s.argv);
+    return rc;
+}
+
+/* ---- the finetune operation (docs/runners.md "exec: fine-tuning") ----------------------- */
+
+/* Copies src to dst atomically (temp file, fsync, rename): the weights leave the temporary
+ * directory, which may be on another file system than the data directory. */
+static int copy_file(const char *src, const char *dst, char **err)
+{
+    size_t len = 0;
+    char *buf = read_file(src, &len);
+    if (!buf)
+        return (*err = xasprintf("cannot read %s: %s", src, strerror(errno))), -1;
+    char *tmp = xasprintf("%s.tmp.%ld", dst, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = fd < 0 ? -1 : 0;
+    for (size_t off = 0; rc == 0 && off < len;) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            rc = -1;
+        else
+            off += (size_t)w;
+    }
+    if (rc == 0)
+        rc = fsync(fd);
+    if (fd >= 0 && close(fd) != 0)
+        rc = -1;
+    if (rc == 0)
+        rc = rename(tmp, dst);
+    if (rc != 0) {
+        *err = xasprintf("cannot write %s: %s", dst, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    free(buf);
+    return rc;
+}
+
+int exec_runner_finetune(const runner_call *train, const dataset *test, const char *test_name,
+                         const json_t *knobs, const char *weights_path, json_t **answer,
+                         bool *weights_written, char **err, bool *permanent)
+{
+    *answer = NULL;
+    *weights_written = false;
+    *permanent = false;
+    exec_spec s;
+    if (parse_spec(train, &s, err) != 0) {
+        *permanent = true;
+        return -1;
+    }
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    char *dir = xasprintf("%s/rankql-exec-XXXXXX", base);
+    if (!mkdtemp(dir)) {
+        int e = errno;
+        free(dir);
+        free(s.argv);
+        return job_fail(err, permanent, false, "cannot create a temporary directory in %s: %s",
+                        base, strerror(e));
+    }
+    int rc = -1;
+    char **env = NULL;
+    strbuf tail = {0};
+    char *line = NULL, *p = NULL, *tdir = xasprintf("%s/train", dir),
+         *sdir = xasprintf("%s/test", dir);
+    runner_call tc = *train;
+    tc.ds = test;
+    tc.dataset_name = test_name;
+    if (mkdir(tdir, 0700) != 0 || mkdir(sdir, 0700) != 0) {
+        job_fail(err, permanent, false, "cannot create %s: %s", tdir, strerror(errno));
+        goto done;
+    }
+    /* train/ and test/ as the embed operation's directory; request.json on top. */
+    if (write_inputs(tdir, train, err) != 0 || write_inputs(sdir, &tc, err) != 0)
+        goto done;
+    json_t *req = json_pack("{s:s, s:s, s:s, s:O, s:O, s:I, s:I, s:I, s:s, s:s}", "op",
+                            "finetune", "train", "train", "test", "test", "knobs", knobs,
+                            "model", train->model, "num_classes",
+                            (json_int_t)(train->ds->num_classes > test->num_classes
+                                             ? train->ds->num_classes
+                                             : test->num_classes),
+                            "n_train", (json_int_t)train->ds->n, "n_test", (json_int_t)test->n,
+                            "output", "result.json", "weights", "weights");
+    p = xasprintf("%s/request.json", dir);
+    int dumped = req ? json_dump_file(req, p, JSON_SORT_KEYS | JSON_INDENT(1)) : -1;
+    json_decref(req);
+    if (dumped != 0) {
+        job_fail(err, permanent, false, "cannot write %s", p);
+        goto done;
+    }
+    env = build_env_op(&s, dir, "finetune", "result.json");
+    if (train->ctx && train->ctx->progress) {
+        char note[160];
+        snprintf(note, sizeof note, "fine-tuning with %.120s", s.argv[s.argc > 1 ? 1 : 0]);
+        train->ctx->progress(train->ctx->progress_arg, 0.05, note);
+    }
+    child_outcome oc;
+    if (run_command(&s, env, train->ctx, &tail, &oc, err, permanent) != 0)
+        goto done;
+    line = strbuf_last_line(&tail);
+    if (oc.stopped) {
+        job_fail(err, permanent, false, "fine-tune stopped (cancelled or lease lost): command "
+                 "'%s' killed", s.argv[0]);
+        goto done;
+    }
+    if (oc.timed_out) {
+        job_fail(err, permanent, true, "command '%s' timed out after %g s (timeout_seconds) and "
+                 "was killed", s.argv[0], s.timeout);
+        goto done;
+    }
+    if (WIFSIGNALED(oc.status)) {
+        job_fail(err, permanent, false, "command '%s' was killed by signal %d%s%s", s.argv[0],
+                 WTERMSIG(oc.status), line ? ": " : "", line ? line : "");
+        goto done;
+    }
+    if (WEXITSTATUS(oc.status) != 0) {
+        int st = WEXITSTATUS(oc.status);
+        job_fail(err, permanent, st != EX_TEMPFAIL_CODE, "command '%s' exited with status %d: %s",
+                 s.argv[0], st, line ? line : "(nothing on stderr)");
+        goto done;
+    }
+    free(p);
+    p = xasprintf("%s/result.json", dir);
+    json_error_t je;
+    json_t *res = json_load_file(p, 0, &je);
+    const json_t *ta = json_object_get(res, "test_accuracy");
+    const json_t *tr = json_object_get(res, "train_accuracy");
+    if (!json_is_object(res) || !json_is_number(ta) || !(json_number_value(ta) >= 0) ||
+        json_number_value(ta) > 1 ||
+        (tr && !json_is_null(tr) &&
+         (!json_is_number(tr) || !(json_number_value(tr) >= 0) || json_number_value(tr) > 1))) {
+        job_fail(err, permanent, true, "command '%s' wrote no valid %s: it must be a JSON object "
+                 "with test_accuracy (and optionally train_accuracy) in [0, 1]%s%s",
+                 s.argv[0], "$RANKQL_OUTPUT", res ? "" : ": ", res ? "" : je.text);
+        json_decref(res);
+        goto done;
+    }
+    free(p);
+    p = xasprintf("%s/weights", dir);
+    struct stat st;
+    if (weights_path && stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+        if (copy_file(p, weights_path, err) != 0) {
+            json_decref(res);
+            goto done;
+        }
+        *weights_written = true;
+    }
+    *answer = res;
+    rc = 0;
+done:
+    free(p);
+    free(tdir);
+    free(sdir);
     free(line);
     strbuf_free(&tail);
     if (env)

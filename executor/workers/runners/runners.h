@@ -32,4 +32,14 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
 int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **err,
                       bool *permanent);
 
+/* The exec protocol's finetune operation (docs/runners.md "exec: fine-tuning"): the command
+ * of train->spec gets train/ and test/ directories laid out like an embed job's, a
+ * request.json with "op": "finetune" and the knobs, RANKQL_OP=finetune, RANKQL_OUTPUT (a
+ * JSON file it writes: {"test_accuracy", "train_accuracy"?} in [0, 1]) and RANKQL_WEIGHTS
+ * (an optional weights file it may write, copied to weights_path when not NULL). Returns 0
+ * with *answer (the command's JSON object), or -1 like exec_runner_embed. */
+int exec_runner_finetune(const runner_call *train, const dataset *test, const char *test_name,
+                         const json_t *knobs, const char *weights_path, json_t **answer,
+                         bool *weights_written, char **err, bool *permanent);
+
 #endif
