@@ -24,7 +24,9 @@ make_scratch() { local d; d=$(mktemp -d /tmp/rankql-test.XXXXXX); chmod 755 "$d"
 stop_rankqld() {
   local pid=$1 w rc
   kill -TERM "$pid" 2>/dev/null
-  ( sleep 60; kill -KILL "$pid" 2>/dev/null ) & w=$!
+  # The watchdog keeps no copy of our stdout and takes its sleep with it when stopped: a
+  # lingering sleep holding the pipe made run-tests.sh's $(…) wait its full 60 s.
+  ( exec >/dev/null 2>&1; sleep 60 & s=$!; trap 'kill $s; exit 0' TERM; wait $s; kill -KILL "$pid" ) & w=$!
   wait "$pid"; rc=$?
   if kill -0 "$w" 2>/dev/null; then kill "$w" 2>/dev/null; wait "$w" 2>/dev/null; else rc=124; fi
   return "$rc"
@@ -95,3 +97,47 @@ run_itest() {
   done
   [ "$ran" -gt 0 ] || not_ok "$name: no binary to run"
 }
+
+# ---- rankqld over HTTP (test_faults.sh; test_rank.sh and test_http.sh keep their own copies) ---
+# rq_pg_bindir: PostgreSQL's bin directory ($RANKQL_PG_BINDIR, pg_config, else the newest
+# /usr/lib/postgresql/*/bin).
+rq_pg_bindir() {
+  local d=${RANKQL_PG_BINDIR:-$(pg_config --bindir 2>/dev/null)}
+  [ -x "$d/initdb" ] || d=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  echo "$d"
+}
+# rq_as_pg CMD…: runs CMD as the postgres user when we are root (PostgreSQL refuses root).
+rq_as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# rq_start LOG ARGS…: starts $RANKQLD ARGS… in the background with stderr to LOG; sets RQ_PID
+# and returns 0 once it logs "listening on" (1 if it exits or takes over 60 s).
+rq_start() {
+  local log=$1 _; shift
+  "$RANKQLD" "$@" 2>>"$log" &
+  RQ_PID=$!
+  for _ in $(seq 1 600); do
+    grep -qs '^rankqld: listening on ' "$log" && return 0
+    kill -0 "$RQ_PID" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+# rq_query TEXT [MAX-SECONDS]: POST {"query": TEXT} to $RQ_BASE/v1/query; sets RQ_STATUS (000
+# when no answer came) and RQ_RESP. Uses $RQ_TMP for its files.
+rq_query() {
+  local body=$RQ_TMP/rq_body.$BASHPID resp=$RQ_TMP/rq_resp.$BASHPID
+  jq -n --arg q "$1" '{query: $q}' >"$body"
+  RQ_STATUS=$(curl -s -o "$resp" -w '%{http_code}' --max-time "${2:-60}" \
+    -H 'Content-Type: application/json' --data-binary "@$body" "$RQ_BASE/v1/query" 2>/dev/null) || true
+  [ -n "$RQ_STATUS" ] || RQ_STATUS=000
+  RQ_RESP=$(cat "$resp" 2>/dev/null)
+  rm -f "$body" "$resp"
+}
+# rq_jf FILTER: a jq filter over the last answer (compact, raw strings).
+rq_jf() { printf '%s' "$RQ_RESP" | jq -cr "$1" 2>/dev/null; }
+# rq_jcheck NAME FILTER: ok when FILTER over the last answer is true.
+rq_jcheck() {
+  if [ "$(rq_jf "$2")" = true ]; then ok "$1"; else
+    not_ok "$1"; printf '#   failed: %s\n#   on: %s\n' "$2" "${RQ_RESP:0:600}"; fi
+}
+# rq_idx FILE LABELS START STOP: the VALUES tuple of an idx dataset slice (REGISTER DATASET).
+rq_idx() { printf "('idx', 'image', '%s', {labels: '%s'}, {start: %d, stop: %d})" "$1" "$2" "$3" "$4"; }
