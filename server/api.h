@@ -15,6 +15,9 @@ api_handler api_models;           /* GET  /v1/models      api_catalog.c */
 api_handler api_datasets;         /* GET  /v1/datasets    api_catalog.c */
 api_handler api_healthz;          /* GET  /healthz        api_health.c */
 api_handler api_metrics;          /* GET  /metrics        api_health.c */
+api_handler api_tokens_create;    /* POST /v1/tokens      api_tokens.c */
+api_handler api_tokens_list;      /* GET  /v1/tokens      api_tokens.c */
+api_handler api_tokens_revoke;    /* DELETE /v1/tokens/ID api_tokens.c */
 
 /* ---- shared by the handlers (api_db.c, request.c) ---------------------------------------- */
 

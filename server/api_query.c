@@ -22,7 +22,11 @@
 #include "executor/executor.h"
 #include "grammar/parse.h"
 #include "server/api.h"
+#include "server/audit.h"
+#include "server/authz.h"
+#include "server/limits.h"
 #include "server/request.h"
+#include "server/roles.h"
 #include "server/sessions.h"
 
 /* Progress lines are sent at most this often (the last one before a result always is). */
@@ -98,6 +102,9 @@ typedef struct query_run {
     struct timespec last_progress;
     bool progress_sent;
     bool dry;                       /* the request's "dry" */
+    auth_identity who;              /* who sent it (roles, quota, audit rows) */
+    char remote[64];                /* the client's address, for audit rows */
+    size_t result_bytes;            /* of the results so far, as JSON */
 } query_run;
 
 /* Writes one NDJSON line (steals line). */
@@ -167,6 +174,75 @@ static void fail(query_run *run, size_t i, int status, const char *code, const c
                         json_pack("{s:s, s:o}", "session", run->session, "results", results));
 }
 
+/* The job quota (--quota-jobs) before statement i, which may submit jobs: the token's jobs
+ * queued or running, plus, for a ranking, those its dry run says it would add. False after
+ * answering 429 quota_exceeded (or 503). */
+static bool within_quota(query_run *run, size_t i, json_t *results)
+{
+    server_ctx *ctx = run->ctx;
+    const rq_statement *st = &run->s->stmts[i];
+    long quota = ctx->cfg->quota_jobs;
+    long active = limits_token_jobs(run->conn, run->who.token_id);
+    if (active < 0) {
+        fail(run, i, 503, "database_unavailable", "cannot count the token's jobs (--quota-jobs)",
+             st->pos.line, st->pos.col, NULL, results);
+        return false;
+    }
+    long more = 0;
+    if (active < quota && st->ast->kind == AST_SELECT) {
+        exec_ctx dry = {
+            .conn = run->conn,
+            .session_id = run->session,
+            .data_dir = ctx->cfg->data_dir,
+            .dry = true,
+        };
+        exec_error err;
+        json_t *r = executor_run(&dry, st->ast, &err);
+        /* a dry run that fails leaves the error to the real run */
+        more = r ? (long)json_integer_value(json_object_get(r, "remaining_jobs")) : 0;
+        json_decref(r);
+    }
+    if (active < quota && active + more <= quota)
+        return true;
+    char message[512];
+    if (active >= quota)
+        snprintf(message, sizeof message,
+                 "token '%s' has %ld job%s queued or running, its quota (--quota-jobs %ld): "
+                 "wait for them (SHOW JOBS), CANCEL QUERY some, or send \"dry\": true to see "
+                 "what is known",
+                 run->who.name, active, active == 1 ? "" : "s", quota);
+    else
+        snprintf(message, sizeof message,
+                 "this ranking would submit %ld job%s; token '%s' has %ld queued or running and "
+                 "a quota of %ld (--quota-jobs): rank fewer models or datasets, or wait for its "
+                 "jobs",
+                 more, more == 1 ? "" : "s", run->who.name, active, quota);
+    fail(run, i, 429, "quota_exceeded", message, st->pos.line, st->pos.col, NULL, results);
+    return false;
+}
+
+/* The audit row of statement i, a catalog write (REGISTER, PURGE, CANCEL, FINETUNE). */
+static void audit_statement(query_run *run, size_t i, const char *action, const exec_error *err)
+{
+    const rq_statement *st = &run->s->stmts[i];
+    json_t *detail = json_pack("{s:I}", "statement_index", (json_int_t)i);
+    if (err)
+        json_object_set_new(detail, "error", json_pack("{s:s, s:s, s:i}", "code", err->code,
+                                                       "message", err->message, "status",
+                                                       err->http_status));
+    audit_entry e = {
+        .who = &run->who,
+        .session = run->session,
+        .remote = run->remote,
+        .action = action,
+        .statement = run->s->src + st->start,
+        .statement_len = st->end - st->start,
+        .outcome = err ? "error" : "ok",
+        .detail = detail,
+    };
+    audit_write(run->conn, &e);
+}
+
 /* Runs the statements; answers the first failure, or 200 with every result (or streams them,
  * then the end line). */
 static void run_statements(query_run *run)
@@ -192,6 +268,12 @@ static void run_statements(query_run *run)
         }
         run->statement = i;
         run->waited_s = 0;
+        stmt_rule rule = roles_classify(s->stmts[i].ast);
+        if (rule.submits_jobs && !run->dry && ctx->cfg->quota_jobs > 0 &&
+            run->who.source == AUTH_CATALOG && !within_quota(run, i, results)) {
+            results = NULL; /* the error answer took them */
+            break;
+        }
         exec_ctx ec = {
             .conn = run->conn,
             .session_id = run->session,
@@ -205,6 +287,22 @@ static void run_statements(query_run *run)
         exec_error err;
         json_t *result = executor_run(&ec, s->stmts[i].ast, &err);
         waited_s += run->waited_s;
+        if (rule.action)
+            audit_statement(run, i, rule.action, result ? NULL : &err);
+        /* --max-result: the answer (or one streamed line) would be too large to send. */
+        size_t bytes = result ? json_dumpb(result, NULL, 0, JSON_COMPACT) : 0;
+        if (result && (run->stream ? 0 : run->result_bytes) + bytes > ctx->cfg->max_result) {
+            json_decref(result);
+            result = NULL;
+            err = (exec_error){.http_status = 413, .line = s->stmts[i].pos.line,
+                               .col = s->stmts[i].pos.col};
+            snprintf(err.code, sizeof err.code, "result_too_large");
+            snprintf(err.message, sizeof err.message,
+                     "the results come to %zu bytes of JSON, over the %zu this server sends "
+                     "(--max-result): add a LIMIT or select fewer columns",
+                     (run->stream ? 0 : run->result_bytes) + bytes, ctx->cfg->max_result);
+        }
+        run->result_bytes += bytes;
         if (!result) {
             /* Executor positions come from the AST, which the parser numbered over the whole
              * query string: they are already positions in the request's "query". */
@@ -245,6 +343,8 @@ typedef struct stream_job {
     char session[SESSION_ID_SIZE];
     struct timespec start;
     bool dry;
+    auth_identity who;
+    char remote[64];
 } stream_job;
 
 static void stream_main(http_stream *stream, void *arg)
@@ -269,8 +369,11 @@ static void stream_main(http_stream *stream, void *arg)
             .stream = stream,
             .cancelled = http_stream_cancelled(stream),
             .dry = job->dry,
+            .who = job->who,
         };
+        memcpy(run.remote, job->remote, sizeof run.remote);
         run_statements(&run);
+        limits_session_leave(job->session);
         api_db_release(job->ctx, job->conn);
     }
     rq_script_free(job->s);
@@ -296,6 +399,13 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
         json_decref(body);
         return;
     }
+    if (q.len > ctx->cfg->max_query) {
+        http_reply_error(resp, 413, "query_too_large",
+                         "the query has %zu bytes; this server takes at most %zu (--max-query)",
+                         q.len, ctx->cfg->max_query);
+        json_decref(body);
+        return;
+    }
     bool stream = wants_stream(req, &q);
     rq_script *s = rq_parse_script(q.text, q.len);
     long bad = parse_error_index(s);
@@ -313,8 +423,23 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
     char session[SESSION_ID_SIZE];
     if (bad < 0) {
         conn = api_db_acquire(ctx, ctx->cfg->query_timeout_s * 1000, resp);
-        if (conn && !(q.session ? session_open(ctx, conn, q.session, session, resp)
+        if (conn && !(q.session ? session_open(ctx, conn, req->who, q.session, session, resp)
                                 : session_create(ctx, conn, req, session, resp))) {
+            api_db_release(ctx, conn);
+            conn = NULL;
+        }
+        /* Every statement is allowed, or none runs; then the session's query count. */
+        if (conn && !authz_script(ctx, conn, req, session, s, resp)) {
+            api_db_release(ctx, conn);
+            conn = NULL;
+        }
+        if (conn && !limits_session_enter(session, ctx->cfg->max_concurrent)) {
+            http_reply_error_at(resp, 429, "too_many_queries",
+                                "this session already runs the most queries at once that this "
+                                "server allows (--max-concurrent-queries): wait for one, or use "
+                                "another session",
+                                0, 0, NULL, json_pack("{s:s, s:[]}", "session", session,
+                                                      "results"));
             api_db_release(ctx, conn);
             conn = NULL;
         }
@@ -334,6 +459,9 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
             memcpy(job->session, session, sizeof session);
         job->start = start;
         job->dry = q.dry;
+        if (req->who)
+            job->who = *req->who;
+        snprintf(job->remote, sizeof job->remote, "%s", req->remote ? req->remote : "");
         http_reply_stream(resp, NDJSON, "{\"type\":\"heartbeat\"}\n", stream_main, job);
         return;
     }
@@ -346,8 +474,11 @@ void api_query(server_ctx *ctx, const http_request *req, http_response *resp)
         .resp = resp,
         .cancelled = req->cancelled,
         .dry = q.dry,
+        .who = *req->who,
     };
+    snprintf(run.remote, sizeof run.remote, "%s", req->remote ? req->remote : "");
     run_statements(&run);
+    limits_session_leave(session);
     api_db_release(ctx, conn);
     rq_script_free(s);
     json_decref(body);

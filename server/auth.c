@@ -1,4 +1,5 @@
-/* Bearer tokens (--token-file) and the loopback test that decides whether they are needed. */
+/* Bearer tokens (--token-file), the loopback test that decides whether they are needed, and
+ * role names. */
 #include "server/auth.h"
 
 #include <arpa/inet.h>
@@ -134,9 +135,9 @@ static bool same(const char *given, size_t glen, const char *token, size_t tlen)
     return (diff | (d != 0)) == 0;
 }
 
-bool auth_check(const auth_tokens *t, const char *authorization)
+bool auth_bearer(const char *authorization, const char **token, size_t *len)
 {
-    if (!t || !authorization)
+    if (!authorization)
         return false;
     const char *s = authorization;
     while (*s == ' ')
@@ -151,8 +152,40 @@ bool auth_check(const auth_tokens *t, const char *authorization)
         n--;
     if (n == 0 || n > TOKEN_MAX)
         return false;
+    *token = s;
+    *len = n;
+    return true;
+}
+
+bool auth_check(const auth_tokens *t, const char *authorization)
+{
+    const char *s;
+    size_t n;
+    if (!t || !auth_bearer(authorization, &s, &n))
+        return false;
     bool ok = false;
     for (size_t i = 0; i < t->n; i++) /* every token, also after a match */
         ok |= same(s, n, t->tokens[i], t->lens[i]);
     return ok;
+}
+
+const char *auth_role_name(auth_role r)
+{
+    return r == ROLE_ADMIN ? "admin" : r == ROLE_ANALYST ? "analyst" : "none";
+}
+
+bool auth_role_parse(const char *s, auth_role *out)
+{
+    if (s && strcmp(s, "admin") == 0)
+        *out = ROLE_ADMIN;
+    else if (s && strcmp(s, "analyst") == 0)
+        *out = ROLE_ANALYST;
+    else
+        return false;
+    return true;
+}
+
+const char *auth_source_name(auth_source s)
+{
+    return s == AUTH_LOOPBACK ? "loopback" : s == AUTH_FILE ? "token-file" : "token";
 }

@@ -27,6 +27,7 @@
 #include "common/util.h"
 #include "server/api.h"
 #include "server/request.h"
+#include "server/tokens.h"
 
 /* Something to cancel when the server stops: a running handler or a streamed answer. */
 typedef struct cancel_entry {
@@ -69,17 +70,21 @@ struct http_stream {
 };
 
 typedef struct route {
-    const char *path;
+    const char *path;    /* ending in '/': the prefix of paths with one more segment */
     const char *method;  /* GET routes also answer HEAD */
     bool json_body;      /* a POST whose body must be application/json */
     api_handler *handler;
 } route;
 
+/* A path may have a route per method (/v1/tokens). */
 static const route routes[] = {
     {"/v1/query", "POST", true, api_query},
     {"/v1/sessions", "POST", false, api_sessions_create},
     {"/v1/models", "GET", false, api_models},
     {"/v1/datasets", "GET", false, api_datasets},
+    {"/v1/tokens", "GET", false, api_tokens_list},
+    {"/v1/tokens", "POST", true, api_tokens_create},
+    {"/v1/tokens/", "DELETE", false, api_tokens_revoke},
     {"/healthz", "GET", false, api_healthz},
     {"/metrics", "GET", false, api_metrics},
 };
@@ -99,6 +104,8 @@ typedef struct request_state {
     char code[32];
     volatile int cancelled;    /* the server stops: a handler that waits may end early */
     http_stream *stream;       /* a streamed answer, held until the request completes */
+    auth_identity who;         /* set by early_checks */
+    char allow[64];            /* the methods of the path, for a 405 */
 } request_state;
 
 const char *http_header(const http_request *req, const char *name)
@@ -378,12 +385,38 @@ int http_listen_socket(const hostport *hp, char *why, size_t whysize)
 
 /* ---- per-request checks ------------------------------------------------------------------ */
 
-static const route *find_route(const char *path)
+static bool path_matches(const route *r, const char *path)
 {
-    for (size_t i = 0; i < NROUTES; i++)
-        if (strcmp(routes[i].path, path) == 0)
+    size_t n = strlen(r->path);
+    if (r->path[n - 1] != '/')
+        return strcmp(r->path, path) == 0;
+    return strncmp(r->path, path, n) == 0 && path[n] && !strchr(path + n, '/');
+}
+
+static bool method_allowed(const route *r, const char *method)
+{
+    return strcmp(r->method, method) == 0 ||
+           (strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+/* The route of path and method; else one of path's (a 405, with its methods in allow);
+ * else NULL. */
+static const route *find_route(const char *path, const char *method, char *allow,
+                               size_t allowsize)
+{
+    const route *any = NULL;
+    allow[0] = '\0';
+    for (size_t i = 0; i < NROUTES; i++) {
+        if (!path_matches(&routes[i], path))
+            continue;
+        if (method_allowed(&routes[i], method))
             return &routes[i];
-    return NULL;
+        any = any ? any : &routes[i];
+        size_t n = strlen(allow);
+        snprintf(allow + n, allowsize - n, "%s%s%s", n ? ", " : "", routes[i].method,
+                 strcmp(routes[i].method, "GET") == 0 ? ", HEAD" : "");
+    }
+    return any;
 }
 
 static const char *method_label(const char *method)
@@ -395,36 +428,28 @@ static const char *method_label(const char *method)
     return "other";
 }
 
-static bool method_allowed(const route *r, const char *method)
-{
-    return strcmp(r->method, method) == 0 ||
-           (strcmp(r->method, "GET") == 0 && strcmp(method, "HEAD") == 0);
-}
-
 /* The checks that need only the headers. True when they answered. */
 static bool early_checks(http_server *srv, request_state *st, struct MHD_Connection *conn,
                          const char *url, const char *method, http_response *resp)
 {
-    const server_ctx *ctx = srv->ctx;
-    if (ctx->tokens && strcmp(url, "/healthz") != 0 &&
-        !auth_check(ctx->tokens,
-                    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION))) {
-        const char *given = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                        MHD_HTTP_HEADER_AUTHORIZATION);
-        http_reply_error(resp, 401, "unauthorized",
-                         given ? "the bearer token is not valid"
-                               : "this server needs a token: send Authorization: Bearer <token>");
+    server_ctx *ctx = srv->ctx;
+    /* Who it is, before anything else: an unknown path without a token is 401, not 404.
+     * /healthz needs no token (a load balancer's probe). */
+    if (strcmp(url, "/healthz") != 0 &&
+        !tokens_identify(ctx,
+                         MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_AUTHORIZATION),
+                         ctx->cfg->auth_required, &st->who, resp))
         return true;
-    }
     if (!st->route) {
         http_reply_error(resp, 404, "not_found", "no such endpoint: %s (see docs/http-api.md)",
                          st->path);
         return true;
     }
     if (!method_allowed(st->route, method)) {
-        http_reply_error(resp, 405, "method_not_allowed", "%s takes %s, not %s", st->route->path,
-                         st->route->method, st->method_label);
-        resp->allow = strcmp(st->route->method, "GET") == 0 ? "GET, HEAD" : st->route->method;
+        http_reply_error(resp, 405, "method_not_allowed", "%s takes %s, not %s", st->path,
+                         st->allow, st->method_label);
+        resp->allow = st->allow;
         return true;
     }
     if (st->route->json_body &&
@@ -506,7 +531,7 @@ static void client_address(struct MHD_Connection *conn, char *out, size_t size)
 }
 
 static void dispatch(http_server *srv, request_state *st, struct MHD_Connection *conn,
-                     const char *method, http_response *resp)
+                     const char *url, const char *method, http_response *resp)
 {
     if (st->too_large) {
         http_reply_error(resp, 413, "body_too_large",
@@ -519,13 +544,14 @@ static void dispatch(http_server *srv, request_state *st, struct MHD_Connection 
     http_request req = {
         .conn = conn,
         .method = method,
-        .path = st->route->path,
+        .path = st->route->path[strlen(st->route->path) - 1] == '/' ? url : st->route->path,
         .body = st->body.data ? st->body.data : "",
         .body_len = st->body.len,
         .remote = remote,
     };
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, &req);
     req.cancelled = &st->cancelled;
+    req.who = &st->who;
     cancel_entry entry;
     running_add(srv, &entry, &st->cancelled);
     /* A handler may run long (a query that WAITs): no idle timeout meanwhile. */
@@ -551,7 +577,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         st = xcalloc(1, sizeof *st);
         clock_gettime(CLOCK_MONOTONIC, &st->start);
         *con_cls = st;
-        st->route = find_route(url);
+        st->route = find_route(url, method, st->allow, sizeof st->allow);
         st->method_label = method_label(method);
         st->path_label = st->route ? st->route->path : "other";
         size_t i = 0;
@@ -579,7 +605,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (st->answered)
         return MHD_YES;
     http_response resp = {0};
-    dispatch(srv, st, conn, method, &resp);
+    dispatch(srv, st, conn, url, method, &resp);
     if (resp.stream)
         return answer_stream(srv, conn, st, &resp);
     return answer(conn, st, &resp);

@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "common/hostport.h"
+#include "server/auth.h"
 #include "server/server.h"
 
 #define HTTP_MAX_ARGS 16
@@ -31,6 +32,7 @@ typedef struct http_request {
     http_arg args[HTTP_MAX_ARGS];
     bool too_many_args;      /* more than HTTP_MAX_ARGS were given */
     const volatile int *cancelled; /* becomes non-zero when the server stops */
+    const auth_identity *who;      /* who sent it (server/tokens.h) */
 } http_request;
 
 typedef struct http_stream http_stream;

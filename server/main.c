@@ -34,6 +34,7 @@
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/server.h"
+#include "server/tokens.h"
 
 /* How often the embedded postmaster is checked while we wait for a signal. */
 #define WATCH_SECONDS 2
@@ -148,6 +149,25 @@ static int serve(startup *su, const char *conninfo, pg_embedded *pg)
         fprintf(stderr, "rankqld: %s\n", err);
         free(err);
         return EXIT_RUNTIME;
+    }
+    /* Exposed without --token-file: only catalog tokens can let anyone in. */
+    if (!cfg->loopback && !su->tokens) {
+        char why[512];
+        db_pool_result pr;
+        PGconn *conn = db_pool_acquire(pool, 10000, &pr, why, sizeof why);
+        long live = conn ? tokens_live_count(conn, why, sizeof why) : -1;
+        if (conn)
+            db_pool_release(pool, conn);
+        if (live <= 0) {
+            if (live < 0)
+                fprintf(stderr, "rankqld: %s\n", why);
+            else
+                options_exposure_error(cfg->listen_text);
+            db_pool_close(pool);
+            return live < 0 ? EXIT_RUNTIME : EXIT_USAGE;
+        }
+        fprintf(stderr, "rankqld: every request but /healthz needs a bearer token (%ld in the "
+                        "catalog)\n", live);
     }
     metrics *m = metrics_new();
     server_ctx ctx = {.cfg = cfg, .pool = pool, .tokens = su->tokens, .metrics = m};

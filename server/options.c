@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/util.h"
 #include "server/auth.h"
 
 #define DEFAULT_LISTEN "127.0.0.1:8001"
@@ -17,6 +18,9 @@
 #define DEFAULT_CONNECTION_TIMEOUT 60
 #define DEFAULT_MAX_WAIT 3600
 #define MAX_MAX_WAIT (30 * 86400)
+#define DEFAULT_MAX_QUERY (256 * 1024)
+#define DEFAULT_MAX_RESULT (64 * 1024 * 1024)
+#define DEFAULT_MAX_CONCURRENT 8
 
 static void usage(FILE *out)
 {
@@ -31,9 +35,10 @@ static void usage(FILE *out)
             "  --db URL              use this PostgreSQL server (postgres://… or a conninfo\n"
             "                        string) instead of the embedded one\n"
             "  --listen A:P          HTTP address (default " DEFAULT_LISTEN "); an address\n"
-            "                        other than loopback needs --token-file\n"
-            "  --token-file FILE     bearer tokens, one a line: every request but /healthz\n"
-            "                        must carry one (on any address, loopback included)\n"
+            "                        other than loopback needs tokens: --token-file, or a\n"
+            "                        token made by `rankql token create` on loopback first\n"
+            "  --token-file FILE     bearer tokens, one a line, role admin: every request but\n"
+            "                        /healthz must carry one (on any address, loopback too)\n"
             "  --threads N           default of --db-pool (default: CPU cores, at least 2);\n"
             "                        every HTTP connection has a thread of its own\n"
             "  --db-pool N           database connections (default: --threads)\n"
@@ -42,6 +47,12 @@ static void usage(FILE *out)
             "  --idle-timeout SECS   an idle HTTP connection is closed after this (default 60)\n"
             "  --max-wait SECS       longest a query's WAIT waits for its jobs (default 3600;\n"
             "                        0 = no limit); the jobs keep running after it\n"
+            "  --max-query SIZE      longest query text of a request (default 256K)\n"
+            "  --max-result SIZE     largest results of a request, as JSON (default 64M)\n"
+            "  --max-concurrent-queries N  queries one session runs at once (default 8;\n"
+            "                        0 = no limit)\n"
+            "  --quota-jobs N        jobs queued or running per catalog token (default 0 =\n"
+            "                        no limit); a ranking that would pass it is refused (429)\n"
             "  --workers N           job slots of the local worker that rankqld starts\n"
             "                        (rankql-worker on the same database and data directory;\n"
             "                        default: CPU cores; 0 = none, run workers yourself)\n"
@@ -113,6 +124,23 @@ static bool parse_size(const char *s, size_t *out)
     return true;
 }
 
+bool options_cluster_exists(const char *data_dir)
+{
+    char *path = xasprintf("%s/pg/PG_VERSION", data_dir);
+    bool there = access(path, F_OK) == 0;
+    free(path);
+    return there;
+}
+
+int options_exposure_error(const char *listen)
+{
+    return options_usage_error("--listen %s is not a loopback address: serving it needs "
+                               "--token-file FILE or a token in the catalog; make the first one "
+                               "on loopback: rankqld --listen 127.0.0.1:PORT, then rankql -H "
+                               "127.0.0.1:PORT token create --name NAME --role admin",
+                               listen);
+}
+
 static int default_threads(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -130,7 +158,8 @@ int options_parse(int argc, char **argv, server_config *o)
     enum { OPT_DATA_DIR = 1000, OPT_DB, OPT_LISTEN, OPT_PG_USER, OPT_PG_NO_SYNC,
            OPT_MIGRATE_ONLY, OPT_HELP, OPT_VERSION, OPT_TOKEN_FILE, OPT_THREADS, OPT_DB_POOL,
            OPT_MAX_BODY, OPT_QUERY_TIMEOUT, OPT_IDLE_TIMEOUT, OPT_VERBOSE, OPT_MAX_WAIT,
-           OPT_WORKERS, OPT_EXTENSIONS };
+           OPT_WORKERS, OPT_EXTENSIONS, OPT_MAX_QUERY, OPT_MAX_RESULT, OPT_MAX_CONCURRENT,
+           OPT_QUOTA_JOBS };
     static const struct option longopts[] = {
         {"data-dir", required_argument, NULL, OPT_DATA_DIR},
         {"db", required_argument, NULL, OPT_DB},
@@ -147,6 +176,10 @@ int options_parse(int argc, char **argv, server_config *o)
         {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
         {"workers", required_argument, NULL, OPT_WORKERS},
         {"extensions", required_argument, NULL, OPT_EXTENSIONS},
+        {"max-query", required_argument, NULL, OPT_MAX_QUERY},
+        {"max-result", required_argument, NULL, OPT_MAX_RESULT},
+        {"max-concurrent-queries", required_argument, NULL, OPT_MAX_CONCURRENT},
+        {"quota-jobs", required_argument, NULL, OPT_QUOTA_JOBS},
         {"verbose", no_argument, NULL, OPT_VERBOSE},
         {"help", no_argument, NULL, OPT_HELP},
         {"version", no_argument, NULL, OPT_VERSION},
@@ -162,6 +195,9 @@ int options_parse(int argc, char **argv, server_config *o)
     o->connection_timeout_s = DEFAULT_CONNECTION_TIMEOUT;
     o->max_wait_s = DEFAULT_MAX_WAIT;
     o->workers = default_workers();
+    o->max_query = DEFAULT_MAX_QUERY;
+    o->max_result = DEFAULT_MAX_RESULT;
+    o->max_concurrent = DEFAULT_MAX_CONCURRENT;
     opterr = 0; /* our own one-line messages */
     int c;
     long v;
@@ -215,6 +251,32 @@ int options_parse(int argc, char **argv, server_config *o)
                 return options_usage_error("--workers '%s': give a number from 0 to 256", optarg);
             o->workers = (int)v;
             break;
+        case OPT_MAX_QUERY:
+            if (!parse_size(optarg, &o->max_query))
+                return options_usage_error("--max-query '%s': give a size from 1K to 1G "
+                                           "(bytes, or with K, M or G)",
+                                           optarg);
+            break;
+        case OPT_MAX_RESULT:
+            if (!parse_size(optarg, &o->max_result))
+                return options_usage_error("--max-result '%s': give a size from 1K to 1G "
+                                           "(bytes, or with K, M or G)",
+                                           optarg);
+            break;
+        case OPT_MAX_CONCURRENT:
+            if (!parse_int(optarg, 0, 100000, &v))
+                return options_usage_error("--max-concurrent-queries '%s': give a number from 0 "
+                                           "(no limit) to 100000",
+                                           optarg);
+            o->max_concurrent = (int)v;
+            break;
+        case OPT_QUOTA_JOBS:
+            if (!parse_int(optarg, 0, 100000000, &v))
+                return options_usage_error("--quota-jobs '%s': give a number from 0 (no limit) "
+                                           "to 100000000",
+                                           optarg);
+            o->quota_jobs = (int)v;
+            break;
         case OPT_HELP: usage(stdout); return EXIT_OK;
         case OPT_VERSION: printf("rankqld %s\n", RANKQL_VERSION); return EXIT_OK;
         case ':': return options_usage_error("option %s needs a value", argv[optind - 1]);
@@ -245,10 +307,13 @@ int options_parse(int argc, char **argv, server_config *o)
                                    "[::1]) or localhost",
                                    listen);
     o->loopback = auth_is_loopback(&o->listen);
-    if (!o->loopback && !o->token_file && !o->migrate_only)
-        return options_usage_error("--listen %s is not a loopback address: serving it needs "
-                                   "--token-file FILE (bearer tokens)",
-                                   listen);
+    o->listen_text = listen;
+    o->auth_required = o->token_file || !o->loopback;
+    /* A non-loopback address without --token-file needs a live token in the catalog:
+     * main.c checks that once the database is up. With no database yet there is none. */
+    if (!o->loopback && !o->token_file && !o->migrate_only && !o->db_url &&
+        !options_cluster_exists(o->data_dir))
+        return options_exposure_error(listen);
     if (o->db_pool == 0)
         o->db_pool = o->threads;
     return -1;

@@ -13,6 +13,12 @@
 #include "server/api.h"
 #include "server/request.h"
 
+/* The catalog token a session of who belongs to (0: none, for loopback and --token-file). */
+static long long session_token(const auth_identity *who)
+{
+    return who && who->source == AUTH_CATALOG ? who->token_id : 0;
+}
+
 /* How long a session lives after its last use; matches the column default. */
 #define SESSION_TTL "7 days"
 
@@ -25,6 +31,7 @@
 
 typedef struct cached_session {
     char id[SESSION_ID_SIZE];
+    long long token;  /* the catalog token it belongs to; 0 = none */
     time_t verified; /* CLOCK_MONOTONIC seconds; 0 = empty */
 } cached_session;
 
@@ -46,7 +53,7 @@ static uint32_t id_hash(const char *id)
     return h;
 }
 
-static bool cache_fresh(const char *id)
+static bool cache_fresh(const char *id, long long token)
 {
     time_t now = monotonic_seconds();
     uint32_t h = id_hash(id);
@@ -54,13 +61,14 @@ static bool cache_fresh(const char *id)
     pthread_mutex_lock(&cache_lock);
     for (int i = 0; i < CACHE_PROBE && !hit; i++) {
         const cached_session *c = &cache[(h + (uint32_t)i) & (CACHE_SLOTS - 1)];
-        hit = c->verified && now - c->verified < CACHE_SECONDS && strcmp(c->id, id) == 0;
+        hit = c->verified && now - c->verified < CACHE_SECONDS && strcmp(c->id, id) == 0 &&
+              c->token == token;
     }
     pthread_mutex_unlock(&cache_lock);
     return hit;
 }
 
-static void cache_put(const char *id)
+static void cache_put(const char *id, long long token)
 {
     time_t now = monotonic_seconds();
     uint32_t h = id_hash(id);
@@ -76,6 +84,7 @@ static void cache_put(const char *id)
             victim = c;
     }
     memcpy(victim->id, id, SESSION_ID_SIZE);
+    victim->token = token;
     victim->verified = now;
     pthread_mutex_unlock(&cache_lock);
 }
@@ -84,18 +93,22 @@ bool session_create(server_ctx *ctx, PGconn *conn, const http_request *req,
                     char id[SESSION_ID_SIZE], http_response *resp)
 {
     char *client = session_client_label(http_header(req, "User-Agent"));
-    const char *params[] = {client, req->remote && *req->remote ? req->remote : NULL};
+    long long token = session_token(req->who);
+    char token_text[24];
+    snprintf(token_text, sizeof token_text, "%lld", token);
+    const char *params[] = {client, req->remote && *req->remote ? req->remote : NULL,
+                            token ? token_text : NULL};
     PGresult *res = api_db_exec(ctx, conn,
-                                "INSERT INTO sessions (client, remote_addr) VALUES ($1, $2) "
-                                "RETURNING id::text",
-                                2, params, resp);
+                                "INSERT INTO sessions (client, remote_addr, token_id) "
+                                "VALUES ($1, $2, $3::bigint) RETURNING id::text",
+                                3, params, resp);
     free(client);
     if (!res)
         return false;
     bool ok = PQntuples(res) == 1 && PQgetlength(res, 0, 0) == SESSION_ID_SIZE - 1;
     if (ok) {
         memcpy(id, PQgetvalue(res, 0, 0), SESSION_ID_SIZE);
-        cache_put(id);
+        cache_put(id, token);
     }
     else
         http_reply_error(resp, 500, "internal_error", "creating a session returned no id");
@@ -103,9 +116,12 @@ bool session_create(server_ctx *ctx, PGconn *conn, const http_request *req,
     return ok;
 }
 
-bool session_open(server_ctx *ctx, PGconn *conn, const char *given, char id[SESSION_ID_SIZE],
-                  http_response *resp)
+bool session_open(server_ctx *ctx, PGconn *conn, const auth_identity *who, const char *given,
+                  char id[SESSION_ID_SIZE], http_response *resp)
 {
+    long long token = session_token(who);
+    char token_text[24];
+    snprintf(token_text, sizeof token_text, "%lld", token);
     if (!text_is_uuid(given)) {
         http_reply_error(resp, 404, "not_found",
                          "unknown session (a session id looks like "
@@ -116,17 +132,19 @@ bool session_open(server_ctx *ctx, PGconn *conn, const char *given, char id[SESS
     char lower[SESSION_ID_SIZE];
     for (size_t i = 0; i < SESSION_ID_SIZE; i++)
         lower[i] = (char)tolower((unsigned char)given[i]);
-    if (cache_fresh(lower)) {
+    if (cache_fresh(lower, token)) {
         memcpy(id, lower, SESSION_ID_SIZE);
         return true;
     }
     /* Find it; touch it only when it was last seen over a minute ago, so that a busy session
      * costs one read per request, not a write. */
-    const char *params[] = {given};
+    /* A session belongs to the token that made it: another token does not see it. */
+    const char *params[] = {given, token ? token_text : NULL};
     PGresult *res = api_db_exec(ctx, conn,
                                 "SELECT id::text, last_seen_at < now() - interval '1 minute' "
-                                "FROM sessions WHERE id = $1::uuid AND expires_at > now()",
-                                1, params, resp);
+                                "FROM sessions WHERE id = $1::uuid AND expires_at > now() "
+                                "AND token_id IS NOT DISTINCT FROM $2::bigint",
+                                2, params, resp);
     if (!res)
         return false;
     bool found = PQntuples(res) == 1 && PQgetlength(res, 0, 0) == SESSION_ID_SIZE - 1;
@@ -139,7 +157,7 @@ bool session_open(server_ctx *ctx, PGconn *conn, const char *given, char id[SESS
                          given);
     PQclear(res);
     if (found)
-        cache_put(id);
+        cache_put(id, token);
     if (stale) {
         const char *touch[] = {id};
         PGresult *t = api_db_exec(ctx, conn,

@@ -11,14 +11,16 @@
 
 #define SESSION_ID_SIZE 37 /* a uuid's text and its NUL */
 
-/* A new session for the client of req; its id into id. False after answering 503/500. */
+/* A new session for the client of req (and its catalog token); its id into id. False after answering 503/500. */
 bool session_create(server_ctx *ctx, PGconn *conn, const http_request *req,
                     char id[SESSION_ID_SIZE], http_response *resp);
 
-/* The live session named by given (any case); its canonical id into id, and its use is
- * recorded (last_seen_at, expiry pushed back, at most once a minute). False after answering
- * 404 not_found (no such session, or expired) or 503/500. */
-bool session_open(server_ctx *ctx, PGconn *conn, const char *given, char id[SESSION_ID_SIZE],
-                  http_response *resp);
+/* The live session named by given (any case) that belongs to who's token (a session made
+ * with a catalog token is that token's; one made without is nobody's); its canonical id
+ * into id, and its use is recorded (last_seen_at, expiry pushed back, at most once a
+ * minute). False after answering 404 not_found (no such session for who, or expired) or
+ * 503/500. */
+bool session_open(server_ctx *ctx, PGconn *conn, const auth_identity *who, const char *given,
+                  char id[SESSION_ID_SIZE], http_response *resp);
 
 #endif

@@ -400,3 +400,9 @@ sh_status sh_client_get(sh_client *c, const char *path, sh_reply *r)
 {
     return request(c, "GET", path, NULL, false, r);
 }
+
+sh_status sh_client_request(sh_client *c, const char *method, const char *path,
+                            const char *body, sh_reply *r)
+{
+    return request(c, method, path, body, false, r);
+}

@@ -61,6 +61,9 @@ sh_status sh_client_open_session(sh_client *c, sh_reply *r);
 sh_status sh_client_query(sh_client *c, const char *stmt, size_t len, sh_reply *r);
 /* GET path (e.g. "/v1/models?limit=1"). */
 sh_status sh_client_get(sh_client *c, const char *path, sh_reply *r);
+/* METHOD path with a JSON body (NULL: none), e.g. POST /v1/tokens, DELETE /v1/tokens/3. */
+sh_status sh_client_request(sh_client *c, const char *method, const char *path,
+                            const char *body, sh_reply *r);
 
 void sh_reply_free(sh_reply *r);
 

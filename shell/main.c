@@ -25,11 +25,13 @@
 #include "shell/repl.h"
 #include "shell/run.h"
 #include "shell/shell.h"
+#include "shell/token.h"
 
 static void usage(FILE *out)
 {
     fputs("usage: rankql [OPTION]... [-c STATEMENTS | -f FILE]...\n"
           "       rankql --parse [FILE…]\n"
+          "       rankql [-H HOST:PORT] token create|list|revoke …  (rankql token --help)\n"
           "\n"
           "The RankQL shell: runs statements on rankqld. With -c or -f it runs those, in the\n"
           "order given; else it reads standard input, or prompts when that is a terminal.\n"
@@ -236,6 +238,9 @@ int main(int argc, char **argv)
         {"on-error-stop", no_argument, NULL, OPT_ON_ERROR_STOP},
         {NULL, 0, NULL, 0},
     };
+    int token_at = sh_token_command_index(argc, argv); /* rankql [-H H] token … */
+    if (token_at > 0)
+        return sh_token_main(argc, argv, token_at);
     bool parse = false;
     options o = {0};
     o.format = SH_FORMAT_TABLE;

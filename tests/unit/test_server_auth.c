@@ -1,5 +1,5 @@
-/* server/auth: the loopback test behind --listen's token rule, the token file, and the
- * Authorization check. */
+/* server/auth: the loopback test behind --listen's token rule, the token file, the
+ * Authorization check and bearer extraction, and role names. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -106,12 +106,55 @@ static void test_check(void **state)
     auth_free(t);
 }
 
+static void test_bearer(void **state)
+{
+    (void)state;
+    const char *tok;
+    size_t len;
+    const char *h = "  bearer \t rqt_abc  \t";
+    assert_true(auth_bearer(h, &tok, &len));
+    assert_int_equal(tok - h, 11);
+    assert_int_equal(len, 7);
+    assert_memory_equal(tok, "rqt_abc", 7);
+    assert_false(auth_bearer(NULL, &tok, &len));
+    assert_false(auth_bearer("Bearer", &tok, &len));
+    assert_false(auth_bearer("Bearer   ", &tok, &len));
+    assert_false(auth_bearer("Basic abc", &tok, &len));
+    assert_false(auth_bearer("Bearerabc", &tok, &len));
+    char big[600] = "Bearer ";
+    memset(big + 7, 'x', 513);
+    assert_false(auth_bearer(big, &tok, &len)); /* longer than any token */
+    big[7 + 512] = '\0';
+    assert_true(auth_bearer(big, &tok, &len));
+    assert_int_equal(len, 512);
+}
+
+static void test_roles(void **state)
+{
+    (void)state;
+    auth_role r = 0;
+    assert_true(auth_role_parse("admin", &r));
+    assert_int_equal(r, ROLE_ADMIN);
+    assert_true(auth_role_parse("analyst", &r));
+    assert_int_equal(r, ROLE_ANALYST);
+    assert_false(auth_role_parse("Admin", &r));
+    assert_false(auth_role_parse("root", &r));
+    assert_false(auth_role_parse(NULL, &r));
+    assert_string_equal(auth_role_name(ROLE_ADMIN), "admin");
+    assert_string_equal(auth_role_name(ROLE_ANALYST), "analyst");
+    assert_string_equal(auth_source_name(AUTH_LOOPBACK), "loopback");
+    assert_string_equal(auth_source_name(AUTH_FILE), "token-file");
+    assert_string_equal(auth_source_name(AUTH_CATALOG), "token");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loopback),
         cmocka_unit_test(test_load),
         cmocka_unit_test(test_check),
+        cmocka_unit_test(test_bearer),
+        cmocka_unit_test(test_roles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
