@@ -8,6 +8,7 @@
 #include "common/util.h"
 #include "db/pqutil.h"
 #include "executor/internal.h"
+#include "executor/similarity.h"
 
 /* ---- errors --------------------------------------------------------------------------- */
 
@@ -180,8 +181,14 @@ static json_t *dispatch(exec_ctx *ctx, const ast_node *stmt, exec_error *err)
 {
     switch (stmt->kind) {
     case AST_SELECT:
+        if (similarity_query_applies(stmt))
+            return exec_similarity_query(ctx, (const ast_select *)stmt, err);
+        return exec_query(ctx, stmt, err);
     case AST_SET_OP: return exec_query(ctx, stmt, err);
-    case AST_EXPLAIN: return exec_explain(ctx, (const ast_explain *)stmt, err);
+    case AST_EXPLAIN:
+        if (similarity_query_applies(((const ast_explain *)stmt)->stmt))
+            return exec_similarity_explain(ctx, (const ast_explain *)stmt, err);
+        return exec_explain(ctx, (const ast_explain *)stmt, err);
     case AST_DECLARE: return exec_declare(ctx, (const ast_declare *)stmt, err);
     case AST_PRINT: return exec_print(ctx, (const ast_print *)stmt, err);
     case AST_REGISTER: return exec_register(ctx, (const ast_register *)stmt, err);

@@ -544,6 +544,11 @@ typedef struct task {
     json_t *strategy_params;  /* canonical */
     char *strategy_label;     /* as written: "random(seed=1)" */
     size_t strategy_job;      /* its index in jobs */
+    /* Successive halving: run_sh plans its rounds. CHUNK AUTO without BUDGET lets the cost
+     * model decide (plan_auto); sh_choice says what it weighed. */
+    bool use_sh;
+    char *sh_choice;          /* "Plan choice: …", or NULL */
+    json_t *sh_estimate;      /* {"full_seconds", "sh_seconds", "chose", "rounds", …} or NULL */
 } task;
 
 static void task_free(task *t)
@@ -561,6 +566,8 @@ static void task_free(task *t)
     free(t->cells);
     json_decref(t->strategy_params);
     free(t->strategy_label);
+    free(t->sh_choice);
+    json_decref(t->sh_estimate);
 }
 
 /* RANK … BY "name(k=v)" where name is not a proxy: a strategy of the registry (builtins and
@@ -1417,6 +1424,234 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
     return ok;
 }
 
+/* ---- cost estimates (planner/cost.h) ---------------------------------------------------
+ * EXPLAIN prints the estimated seconds of the jobs a ranking would run (cached ones cost 0);
+ * CHUNK AUTO without BUDGET runs successive halving only when its estimate is lower than
+ * the full ranking's. */
+
+typedef struct plan_cost {
+    double embed_cpu, embed_gpu, proxy, other; /* seconds of the jobs to run */
+    size_t n;
+    int64_t *ids;
+    cost_rate *rates;
+    int64_t *dims;
+    bool unknown_rows;        /* an embed job of a dataset of unknown size (counted as 0) */
+} plan_cost;
+
+static void plan_cost_free(plan_cost *pc)
+{
+    free(pc->ids);
+    free(pc->rates);
+    free(pc->dims);
+    memset(pc, 0, sizeof *pc);
+}
+
+static bool load_rates(exec_ctx *ctx, const task *t, plan_cost *pc, exec_error *err)
+{
+    pc->n = t->models.n;
+    pc->ids = xcalloc(pc->n + 1, sizeof *pc->ids);
+    pc->rates = xcalloc(pc->n + 1, sizeof *pc->rates);
+    pc->dims = xcalloc(pc->n + 1, sizeof *pc->dims);
+    for (size_t i = 0; i < pc->n; i++)
+        pc->ids[i] = t->models.items[i].id;
+    return task_model_rates(ctx, pc->ids, pc->n, pc->rates, pc->dims, err);
+}
+
+static size_t rate_index(const plan_cost *pc, int64_t model_id)
+{
+    for (size_t i = 0; i < pc->n; i++)
+        if (pc->ids[i] == model_id)
+            return i;
+    return SIZE_MAX;
+}
+
+static int64_t part_rows(const part_list *l, json_int_t id, json_int_t start)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        const dataset_use *d = &l->items[i].data;
+        if (json_integer_value(json_object_get(d->obj, "id")) == id &&
+            json_integer_value(json_object_get(d->obj, "start")) == start)
+            return d->size;
+        for (size_t c = 0; c < l->items[i].nchanges; c++) {
+            const dataset_use *g = &l->items[i].changes[c].target;
+            if (json_integer_value(json_object_get(g->obj, "id")) == id &&
+                json_integer_value(json_object_get(g->obj, "start")) == start)
+                return g->size;
+        }
+    }
+    return -1;
+}
+
+/* Rows an embed job embeds: its slice, or the size of the dataset it came from; -1 unknown. */
+static int64_t embed_job_rows(const task *t, const json_t *payload)
+{
+    const json_t *d = json_object_get(payload, "dataset");
+    json_t *start = json_object_get(d, "start"), *stop = json_object_get(d, "stop");
+    json_int_t a = json_is_integer(start) ? json_integer_value(start) : 0;
+    if (json_is_integer(stop))
+        return json_integer_value(stop) - a;
+    json_int_t id = json_integer_value(json_object_get(d, "id"));
+    int64_t n = part_rows(&t->train, id, a);
+    return n >= 0 ? n : part_rows(&t->test, id, a);
+}
+
+/* Σ rows of the embed jobs a proxy payload's train or test names. */
+static int64_t parts_rows(const task *t, const json_t *parts)
+{
+    int64_t rows = 0;
+    for (size_t i = 0; i < json_array_size(parts); i++) {
+        size_t j = task_job_find(&t->jobs,
+                                 json_string_value(json_object_get(json_array_get(parts, i),
+                                                                   "features")));
+        int64_t n = j == SIZE_MAX ? -1 : embed_job_rows(t, t->jobs.items[j].payload);
+        rows += n > 0 ? n : 0;
+    }
+    return rows;
+}
+
+/* The estimated seconds of every job of t->jobs that is not cached. */
+static void estimate_jobs(const task *t, plan_cost *pc)
+{
+    pc->embed_cpu = pc->embed_gpu = pc->proxy = pc->other = 0;
+    for (size_t i = 0; i < t->jobs.n; i++) {
+        const job_ref *j = &t->jobs.items[i];
+        if (j->cached)
+            continue;
+        if (strcmp(j->kind, "embed") == 0) {
+            json_int_t mid = json_integer_value(
+                json_object_get(json_object_get(j->payload, "model"), "id"));
+            size_t r = rate_index(pc, mid);
+            cost_rate rate = r == SIZE_MAX ? cost_rate_of(-1, NULL, -1, 0) : pc->rates[r];
+            int64_t rows = embed_job_rows(t, j->payload);
+            pc->unknown_rows |= rows < 0;
+            double sec = cost_embed_seconds(rate.seconds_per_row, rows);
+            *(rate.gpu ? &pc->embed_gpu : &pc->embed_cpu) += sec;
+        } else if (strcmp(j->kind, "proxy") == 0) {
+            const json_t *proxy = json_object_get(j->payload, "proxy");
+            cost_proxy kind;
+            if (json_object_get(j->payload, "replay") ||
+                !cost_proxy_of(json_string_value(json_object_get(proxy, "name")), &kind)) {
+                pc->proxy += COST_JOB_OVERHEAD_S; /* answered from records */
+                continue;
+            }
+            size_t r = rate_index(pc, json_integer_value(json_object_get(j->payload, "model_id")));
+            const json_t *epochs = json_object_get(json_object_get(proxy, "params"), "num_epochs");
+            pc->proxy += cost_proxy_seconds(kind, parts_rows(t, json_object_get(j->payload, "train")),
+                                            parts_rows(t, json_object_get(j->payload, "test")),
+                                            r == SIZE_MAX ? 0 : pc->dims[r], 0,
+                                            json_is_integer(epochs) ? json_integer_value(epochs) : 0);
+        } else {
+            pc->other += COST_JOB_OVERHEAD_S; /* a strategy: its own work is not modelled */
+        }
+    }
+}
+
+static double plan_cost_total(const plan_cost *pc)
+{
+    return pc->embed_cpu + pc->embed_gpu + pc->proxy + pc->other;
+}
+
+/* "1.23 s CPU", "0.50 s CPU + 2.00 s GPU" */
+static char *seconds_text(double cpu, double gpu)
+{
+    if (gpu > 0 && cpu > 0)
+        return xasprintf("%.2f s CPU + %.2f s GPU", cpu, gpu);
+    return gpu > 0 ? xasprintf("%.2f s GPU", gpu) : xasprintf("%.2f s CPU", cpu);
+}
+
+/* The SH estimate of t with the AUTO (or given) bounds; -1 with *why when SH cannot run. */
+static int sh_estimate(const task *t, const plan_cost *pc, const bool *test_cached,
+                       sh_schedule *sched, cost_sh *est, char *why, size_t whylen)
+{
+    const ast_select *s = t->s;
+    size_t M = t->models.n;
+    if (M < 2) {
+        snprintf(why, whylen, "fewer than 2 models");
+        return -1;
+    }
+    if (t->train.n > SH_MAX_DATASETS) {
+        snprintf(why, whylen, "more than %d TRAINED ON datasets", SH_MAX_DATASETS);
+        return -1;
+    }
+    int64_t sizes[SH_MAX_DATASETS], total = 0, n_test = 0, chunk, budget;
+    for (size_t i = 0; i < t->train.n; i++)
+        total += sizes[i] = t->train.items[i].data.size;
+    for (size_t i = 0; i < t->test.n; i++)
+        n_test += t->test.items[i].data.size > 0 ? t->test.items[i].data.size : 0;
+    if (sh_auto_bounds(total, (int64_t)M, SH_ETA_DEFAULT, bound_of(&s->chunk),
+                       bound_of(&s->budget), &chunk, &budget, why, whylen) != 0 ||
+        sh_schedule_make(sched, (int64_t)M, sizes, t->train.n, chunk, budget, SH_ETA_DEFAULT,
+                         why, whylen) != 0)
+        return -1;
+    double *spr = xcalloc(M, sizeof *spr);
+    for (size_t m = 0; m < M; m++) {
+        size_t r = rate_index(pc, t->models.items[m].id);
+        spr[m] = r == SIZE_MAX ? COST_DEFAULT_SECONDS_PER_ROW : pc->rates[r].seconds_per_row;
+    }
+    cost_proxy kind = COST_PROXY_NN;
+    const json_t *proxy = t->proxies[0].proxy;
+    cost_proxy_of(json_string_value(json_object_get(proxy, "name")), &kind);
+    const json_t *epochs = json_object_get(json_object_get(proxy, "params"), "num_epochs");
+    cost_task ct = {M, spr, pc->dims, test_cached, total, n_test, 0,
+                    json_is_integer(epochs) ? json_integer_value(epochs) : 0, kind};
+    int rc = cost_sh_seconds(&ct, sched, est);
+    free(spr);
+    if (rc != 0) {
+        sh_schedule_free(sched);
+        snprintf(why, whylen, "the schedule does not match the models");
+    }
+    return rc;
+}
+
+/* CHUNK AUTO without BUDGET: t's full plan is built and marked; SH runs instead only if its
+ * estimate is lower. test_cached[m]: model m's test embeddings exist. */
+static bool plan_auto(exec_ctx *ctx, task *t, const bool *test_cached, exec_error *err)
+{
+    plan_cost pc = {0};
+    if (!load_rates(ctx, t, &pc, err)) {
+        plan_cost_free(&pc);
+        return false;
+    }
+    estimate_jobs(t, &pc);
+    double full = plan_cost_total(&pc);
+    exec_error why = {0};
+    char msg[256] = "";
+    sh_schedule sched;
+    cost_sh est;
+    if (!sh_check(t, &why) ||
+        sh_estimate(t, &pc, test_cached, &sched, &est, msg, sizeof msg) != 0) {
+        t->sh_choice = xasprintf("Plan choice: full ranking (est. %.2f s): successive halving "
+                                 "does not apply (%s)",
+                                 full, why.message[0] ? why.message : msg);
+        t->sh_estimate = json_pack("{s:s, s:f, s:n, s:s}", "chose", "full", "full_seconds", full,
+                                   "sh_seconds", "reason", why.message[0] ? why.message : msg);
+        plan_cost_free(&pc);
+        return true;
+    }
+    t->use_sh = cost_sh_pays(full, est.total_s);
+    const char *chosen = t->use_sh ? "successive halving" : "full ranking";
+    const char *other = t->use_sh ? "full ranking" : "successive halving";
+    t->sh_choice = xasprintf("Plan choice: %s (est. %.2f s) over %s (est. %.2f s); SH would "
+                             "run %d rounds, chunk %lld, budget %lld",
+                             chosen, t->use_sh ? est.total_s : full, other,
+                             t->use_sh ? full : est.total_s, sched.n_rounds,
+                             (long long)sched.chunk, (long long)sched.budget);
+    t->sh_estimate = json_pack("{s:s, s:f, s:f, s:f, s:i, s:I, s:I}", "chose",
+                               t->use_sh ? "sh" : "full", "full_seconds", full, "sh_seconds",
+                               est.total_s, "sh_test_seconds", est.test_s, "rounds",
+                               sched.n_rounds, "chunk", (json_int_t)sched.chunk, "budget",
+                               (json_int_t)sched.budget);
+    sh_schedule_free(&sched);
+    plan_cost_free(&pc);
+    if (t->use_sh) { /* run_sh plans its own rounds */
+        task_job_set_free(&t->jobs);
+        free(t->cells);
+        t->cells = NULL;
+        t->ncells = 0;
+    }
+    return true;
+}
+
 /* Everything before submission: the data, the models, the job DAG, and which jobs the
  * caches make unnecessary (an embedding only a known proxy result needed counts as cached). */
 static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
@@ -1433,13 +1668,29 @@ static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
          replay_prepare(t, err);
     if (!ok)
         return false;
-    if (t->s->chunk.present || t->s->budget.present)
+    bool sh_auto = s->chunk.present && s->chunk.is_auto && !s->budget.present;
+    if ((s->chunk.present || s->budget.present) && !sh_auto) {
+        t->use_sh = true;
         return sh_check(t, err); /* its jobs are built round by round (run_sh) */
+    }
     build_jobs(t);
     if (!task_mark_cached(ctx, &t->jobs, "embed", "feature_cache", err) ||
         !task_forget_missing_features(ctx, &t->jobs, err) ||
         !task_mark_cached(ctx, &t->jobs, "proxy", "proxy_results", err))
         return false;
+    /* Which models' test embeddings exist (before the caches of proxy results hide it). */
+    bool *test_cached = NULL;
+    if (sh_auto) {
+        test_cached = xcalloc(t->models.n + 1, sizeof *test_cached);
+        const json_t *fit = t->train.n ? t->train.items[0].data.obj : NULL;
+        for (size_t m = 0; m < t->models.n; m++) {
+            test_cached[m] = !t->models.items[m].replay_job;
+            for (size_t i = 0; test_cached[m] && i < t->test.n; i++)
+                test_cached[m] = t->jobs.items[embed_job(&t->jobs, &t->models.items[m],
+                                                         &t->test.items[i].data, fit)]
+                                     .cached;
+        }
+    }
     bool *needed = xcalloc(t->jobs.n + 1, sizeof *needed);
     for (size_t i = 0; i < t->jobs.n; i++)
         if (strcmp(t->jobs.items[i].kind, "proxy") == 0 && !t->jobs.items[i].cached) {
@@ -1451,10 +1702,15 @@ static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
         if (!needed[i])
             t->jobs.items[i].cached = true;
     free(needed);
-    return true;
+    ok = !sh_auto || plan_auto(ctx, t, test_cached, err);
+    free(test_cached);
+    return ok;
 }
 
-json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
+/* Runs a ranking. With actual (EXPLAIN ANALYZE), *actual receives the seconds of its jobs
+ * that finished since `since` (task_actual_seconds). */
+static json_t *run_task(exec_ctx *ctx, const ast_select *s, const char *since, json_t **actual,
+                        exec_error *err)
 {
     task t = {.s = s};
     json_t *result = result_new(s->is_rank ? "RANK" : "SELECT");
@@ -1462,8 +1718,13 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
     char *query_id = NULL;    /* once jobs were submitted */
     if (!plan_task(ctx, &t, result, err))
         goto fail;
-    if (s->chunk.present || s->budget.present) {
-        if (!run_sh(ctx, &t, result, err))
+    if (t.sh_choice)
+        result_notice(result, "CHUNK AUTO: %s", t.sh_choice + strlen("Plan choice: "));
+    if (t.sh_estimate)
+        json_object_set(result, "plan_choice", t.sh_estimate);
+    if (t.use_sh) {
+        if (!run_sh(ctx, &t, result, err) ||
+            (actual && !task_actual_seconds(ctx, &t.jobs, since, actual, err)))
             goto fail;
         task_free(&t);
         return result;
@@ -1547,6 +1808,8 @@ json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
                       "%ld job%s still running: these are the known results; run the query again, "
                       "or add WAIT, for the rest (CANCEL QUERY '%s' cancels them)",
                       remaining, remaining == 1 ? " is" : "s are", query_id ? query_id : "?");
+    if (actual && !task_actual_seconds(ctx, &t.jobs, since, actual, err))
+        goto fail;
     for (size_t i = 0; values && i < t.ncells; i++)
         free(values[i].error);
     free(values);
@@ -1561,6 +1824,11 @@ fail:
     task_free(&t);
     json_decref(result);
     return NULL;
+}
+
+json_t *exec_task_query(exec_ctx *ctx, const ast_select *s, exec_error *err)
+{
+    return run_task(ctx, s, NULL, NULL, err);
 }
 
 /* ---- EXPLAIN -------------------------------------------------------------------------- */
@@ -1617,8 +1885,22 @@ static json_t *data_tree(const task *t)
     return nodes;
 }
 
-/* The plan of a ranking: Rank → Proxy jobs → Embed jobs → the data, and the models. */
-static json_t *task_tree(const task *t)
+/* Adds "; est. …" and "estimated_seconds" to a plan node. */
+static json_t *with_estimate(json_t *node, double cpu, double gpu)
+{
+    char *text = seconds_text(cpu, gpu);
+    char *detail = xasprintf("%s; est. %s", json_string_value(json_object_get(node, "detail")),
+                             text);
+    json_object_set_new(node, "detail", json_string(detail));
+    json_object_set_new(node, "estimated_seconds", json_real(cpu + gpu));
+    free(text);
+    free(detail);
+    return node;
+}
+
+/* The plan of a ranking: Rank → Proxy jobs → Embed jobs → the data, and the models; each
+ * job node with the estimated seconds of its jobs to run (pc). */
+static json_t *task_tree(const task *t, const plan_cost *pc)
 {
     if (t->strategy) {
         long total, cached;
@@ -1637,10 +1919,12 @@ static json_t *task_tree(const task *t)
         char limit[48] = "";
         if (t->s->has_limit)
             snprintf(limit, sizeof limit, ", LIMIT %lld", (long long)t->s->limit);
-        return explain_node("Rank",
-                            xasprintf("1 ranking by %s, the strategy's order%s",
-                                      t->strategy_label, limit),
-                            json_pack("[o]", job));
+        with_estimate(job, pc->other, 0);
+        return with_estimate(explain_node("Rank",
+                                          xasprintf("1 ranking by %s, the strategy's order%s",
+                                                    t->strategy_label, limit),
+                                          json_pack("[o]", job)),
+                             pc->other, 0);
     }
     long ptotal, pcached, etotal, ecached;
     count_kind(&t->jobs, "proxy", &ptotal, &pcached);
@@ -1654,12 +1938,14 @@ static json_t *task_tree(const task *t)
                                         etotal - ecached,
                                         t->replay ? "; replay models need none" : ""),
                               embed_children);
+    with_estimate(embed, pc->embed_cpu, pc->embed_gpu);
     json_t *models = explain_node("Models", xasprintf("%zu from %s", t->models.n, t->s->from.text),
                                NULL);
     json_t *proxy = explain_node("Proxy jobs",
                               xasprintf("%ld (%ld cached, %ld to run)", ptotal, pcached,
                                         ptotal - pcached),
                               json_pack("[o, o]", embed, models));
+    with_estimate(proxy, pc->proxy, 0);
     char limit[48] = "";
     if (t->s->has_limit)
         snprintf(limit, sizeof limit, ", LIMIT %lld each", (long long)t->s->limit);
@@ -1669,7 +1955,8 @@ static json_t *task_tree(const task *t)
                              t->sort.has_aggregate ? " (aggregated)" : "",
                              t->sort.ascending_err ? "lowest err" : "highest err", limit);
     strbuf_free(&names);
-    return explain_node("Rank", detail, json_pack("[o]", proxy));
+    return with_estimate(explain_node("Rank", detail, json_pack("[o]", proxy)),
+                         pc->embed_cpu + pc->proxy + pc->other, pc->embed_gpu);
 }
 
 json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
@@ -1683,19 +1970,72 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
         json_decref(result);
         return NULL;
     }
-    json_t *tree = task_tree(&t);
-    if (s->chunk.present || s->budget.present)
+    plan_cost pc = {0};
+    if (!load_rates(ctx, &t, &pc, err)) {
+        plan_cost_free(&pc);
+        task_free(&t);
+        json_decref(result);
+        return NULL;
+    }
+    estimate_jobs(&t, &pc);
+    json_t *tree = task_tree(&t, &pc);
+    /* Estimates the rows below print: the plan's jobs, and SH's rounds when it runs. */
+    char *estimate_line = NULL, *sh_line = NULL;
+    double estimated = plan_cost_total(&pc);
+    if (t.use_sh) {
+        sh_schedule sched;
+        cost_sh est;
+        char msg[256];
+        if (sh_estimate(&t, &pc, NULL, &sched, &est, msg, sizeof msg) == 0) {
+            estimated = est.total_s;
+            sh_line = xasprintf("Successive halving: %d rounds, chunk %lld, budget %lld; est. "
+                                "%.2f s (test embeddings %.2f s, rounds %.2f s; survivors at the "
+                                "pool's average cost)",
+                                sched.n_rounds, (long long)sched.chunk, (long long)sched.budget,
+                                est.total_s, est.test_s, est.rounds_s);
+            json_object_set_new(tree, "sh_estimate",
+                                json_pack("{s:i, s:I, s:I, s:f, s:f}", "rounds", sched.n_rounds,
+                                          "chunk", (json_int_t)sched.chunk, "budget",
+                                          (json_int_t)sched.budget, "seconds", est.total_s,
+                                          "test_seconds", est.test_s));
+            sh_schedule_free(&sched);
+        }
         result_notice(result, "successive halving plans each round's jobs from the results of "
                               "the one before: EXPLAIN ANALYZE shows what ran");
+    }
+    estimate_line = xasprintf("Estimated: %.2f s of work (%s rates%s; cached jobs cost 0)",
+                              estimated, pc.n ? "model" : "no", pc.unknown_rows
+                                                                ? ", datasets of unknown size "
+                                                                  "count 0 rows"
+                                                                : "");
+    json_object_set_new(tree, "total_estimated_seconds", json_real(estimated));
+    json_t *rates = json_array();
+    for (size_t i = 0; i < pc.n; i++)
+        json_array_append_new(rates, json_pack("{s:s, s:f, s:s, s:s}", "model",
+                                               t.models.items[i].name, "seconds_per_row",
+                                               pc.rates[i].seconds_per_row, "source",
+                                               cost_source_name(pc.rates[i].source), "device",
+                                               pc.rates[i].gpu ? "gpu" : "cpu"));
+    json_object_set_new(tree, "model_rates", rates);
+    if (t.sh_estimate)
+        json_object_set(tree, "plan_choice", t.sh_estimate);
+    char *choice = t.sh_choice ? xstrdup(t.sh_choice) : NULL;
+    plan_cost_free(&pc);
     task_free(&t);
     double ms = 0;
+    json_t *actual = NULL;
     if (e->analyze) {
         /* ANALYZE runs the ranking as written (WAIT included) and reports what it did. */
+        char *since = task_db_now(ctx, err);
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        run = exec_task_query(ctx, s, err);
+        run = since ? run_task(ctx, s, since, &actual, err) : NULL;
         clock_gettime(CLOCK_MONOTONIC, &b);
+        free(since);
         if (!run) {
+            free(estimate_line);
+            free(sh_line);
+            free(choice);
             json_decref(tree);
             json_decref(result);
             return NULL;
@@ -1703,6 +2043,7 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
         ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
         json_object_set(tree, "actual_jobs", json_object_get(run, "jobs"));
         json_object_set(tree, "status", json_object_get(run, "status"));
+        json_object_set(tree, "actual_seconds", actual);
     }
     if (e->json) {
         json_t *doc = json_pack("{s:O}", "plan", tree);
@@ -1712,6 +2053,32 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
         json_object_set(result, "plan", tree);
     } else {
         json_t *rows = explain_rows(tree);
+        const char *extra[] = {choice, sh_line, estimate_line};
+        for (size_t i = 0; i < 3; i++)
+            if (extra[i])
+                json_array_append_new(rows, json_pack("[s]", extra[i]));
+        if (actual) {
+            strbuf sb = {0};
+            strbuf_puts(&sb, "Actual:");
+            const char *kind;
+            json_t *v;
+            bool any = false;
+            json_object_foreach(actual, kind, v) {
+                if (!json_is_object(v))
+                    continue;
+                strbuf_printf(&sb, "%s %s %lld job%s %.2f s", any ? "," : "", kind,
+                              (long long)json_integer_value(json_object_get(v, "jobs")),
+                              json_integer_value(json_object_get(v, "jobs")) == 1 ? "" : "s",
+                              json_number_value(json_object_get(v, "seconds")));
+                any = true;
+            }
+            strbuf_printf(&sb, "%s; total %.2f s of work (jobs that finished during this run; "
+                               "cache hits 0)",
+                          any ? "" : " no job ran",
+                          json_number_value(json_object_get(actual, "total_seconds")));
+            json_array_append_new(rows, json_pack("[s]", sb.data));
+            strbuf_free(&sb);
+        }
         if (run) {
             json_t *j = json_object_get(run, "jobs");
             char *line = xasprintf("Jobs run: %lld of %lld (%lld from the caches, %lld failed, "
@@ -1732,6 +2099,10 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
     }
     if (!e->analyze)
         result_notice(result, "EXPLAIN did not run the ranking; EXPLAIN ANALYZE runs it");
+    free(estimate_line);
+    free(sh_line);
+    free(choice);
+    json_decref(actual);
     json_decref(tree);
     json_decref(run);
     return result;

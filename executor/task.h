@@ -10,6 +10,7 @@
 
 #include "common/hash.h"
 #include "executor/internal.h"
+#include "planner/cost.h"
 
 static const ast_pos no_pos = {0, 0, 0};
 
@@ -52,6 +53,11 @@ void task_part_list_free(part_list *l);
  * datasets (all of them, in its order). */
 bool task_resolve_dataset(exec_ctx *ctx, const ast_dataset_ref *ref, dataset_list *out,
                           char **modality, exec_error *err);
+
+/* The registered datasets of ids (a JSON array text, "[3,1]"), in that order; ids that no
+ * longer exist are left out. */
+bool task_resolve_dataset_ids(exec_ctx *ctx, const char *ids, dataset_list *out,
+                              char **modality, exec_error *err);
 
 /* The datasets of TRAINED ON or TESTED ON, each with its CHANGE mutations resolved and
  * checked; *modality is set from the first dataset that states one (caller frees). */
@@ -129,5 +135,22 @@ bool task_count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *
  * passes, reporting progress through ctx->on_progress; *elapsed = seconds waited. */
 wait_end task_wait_for_jobs(exec_ctx *ctx, const job_set *s, const char *query_id,
                             exec_error *err, double *elapsed);
+
+/* ---- cost estimates (task_jobs.c) ------------------------------------------------------ */
+
+/* The inference rate of each model in planner/cost.h's order (model_costs measured on the
+ * device that embedded most rows, the check's latency_ms, num_params, default), and, when
+ * dims is not NULL, its registered dimension (0 when unknown). */
+bool task_model_rates(exec_ctx *ctx, const int64_t *ids, size_t n, cost_rate *rates,
+                      int64_t *dims, exec_error *err);
+
+/* Actual seconds of the jobs of s that finished since `since` (a timestamptz text): per
+ * kind, the "seconds" their results report (else finished_at − started_at). Jobs that
+ * finished before (cache hits, work of other queries) count 0. */
+bool task_actual_seconds(exec_ctx *ctx, const job_set *s, const char *since, json_t **out,
+                         exec_error *err);
+
+/* The database's clock now, as timestamptz text (caller frees), or NULL with *err. */
+char *task_db_now(exec_ctx *ctx, exec_error *err);
 
 #endif

@@ -184,18 +184,27 @@ bool task_resolve_dataset(exec_ctx *ctx, const ast_dataset_ref *ref, dataset_lis
     }
     char *ids = json_dumps(json_object_get(var, "ids"), JSON_COMPACT);
     json_decref(var);
+    size_t before = out->n;
+    bool ok = task_resolve_dataset_ids(ctx, ids, out, modality, err);
+    free(ids);
+    if (ok && out->n == before)
+        ok = exec_failb(err, 404, "not_found", ref->h.pos,
+                        "variable \"%s\" holds no datasets that still exist", name);
+    return ok;
+}
+
+bool task_resolve_dataset_ids(exec_ctx *ctx, const char *ids, dataset_list *out,
+                              char **modality, exec_error *err)
+{
     const char *p2[] = {ids};
     char *sql = xasprintf("%sWHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
                           "ORDER BY array_position(translate($1, '[]', '{}')::bigint[], id)",
                           dataset_columns);
-    res = exec_sql(ctx, sql, 1, p2, err);
+    PGresult *res = exec_sql(ctx, sql, 1, p2, err);
     free(sql);
-    free(ids);
     if (!res)
         return false;
-    bool ok = PQntuples(res) > 0 ||
-              exec_failb(err, 404, "not_found", ref->h.pos,
-                         "variable \"%s\" holds no datasets that still exist", name);
+    bool ok = true;
     for (int r = 0; ok && r < PQntuples(res); r++) {
         dataset_use u;
         ok = dataset_from_row(res, r, NULL, &u, modality, err);

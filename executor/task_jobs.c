@@ -386,3 +386,92 @@ out:
     free(ids);
     return end;
 }
+
+/* ---- cost estimates and actuals ------------------------------------------------------- */
+
+bool task_model_rates(exec_ctx *ctx, const int64_t *ids, size_t n, cost_rate *rates,
+                      int64_t *dims, exec_error *err)
+{
+    strbuf sb = {0};
+    strbuf_putc(&sb, '{');
+    for (size_t i = 0; i < n; i++)
+        strbuf_printf(&sb, "%s%lld", i ? "," : "", (long long)ids[i]);
+    strbuf_putc(&sb, '}');
+    const char *params[] = {sb.data};
+    /* latency_ms through to_jsonb: the column comes with the registration checks' migration
+     * and is simply absent before it. */
+    PGresult *res = exec_sql(ctx,
+                             "SELECT m.id, c.seconds_per_row, c.device, "
+                             "(to_jsonb(m) ->> 'latency_ms')::float8, m.num_params, m.dimension "
+                             "FROM models m LEFT JOIN LATERAL (SELECT seconds_per_row, device "
+                             "FROM model_costs WHERE model_id = m.id ORDER BY rows DESC, device "
+                             "LIMIT 1) c ON true WHERE m.id = ANY ($1::bigint[])",
+                             1, params, err);
+    strbuf_free(&sb);
+    if (!res)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        rates[i] = cost_rate_of(-1, NULL, -1, 0);
+        if (dims)
+            dims[i] = 0;
+        for (int r = 0; r < PQntuples(res); r++) {
+            if (strtoll(PQgetvalue(res, r, 0), NULL, 10) != ids[i])
+                continue;
+            rates[i] = cost_rate_of(
+                PQgetisnull(res, r, 1) ? -1 : strtod(PQgetvalue(res, r, 1), NULL),
+                PQgetisnull(res, r, 2) ? NULL : PQgetvalue(res, r, 2),
+                PQgetisnull(res, r, 3) ? -1 : strtod(PQgetvalue(res, r, 3), NULL),
+                PQgetisnull(res, r, 4) ? 0 : strtoll(PQgetvalue(res, r, 4), NULL, 10));
+            if (dims && !PQgetisnull(res, r, 5))
+                dims[i] = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+            break;
+        }
+    }
+    PQclear(res);
+    return true;
+}
+
+char *task_db_now(exec_ctx *ctx, exec_error *err)
+{
+    PGresult *res = exec_sql(ctx, "SELECT clock_timestamp()::text", 0, NULL, err);
+    if (!res)
+        return NULL;
+    char *now = xstrdup(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return now;
+}
+
+bool task_actual_seconds(exec_ctx *ctx, const job_set *s, const char *since, json_t **out,
+                         exec_error *err)
+{
+    json_t *hashes = json_array();
+    for (size_t i = 0; i < s->n; i++)
+        json_array_append_new(hashes, json_string(s->items[i].hash));
+    char *text = json_dumps(hashes, JSON_COMPACT);
+    json_decref(hashes);
+    const char *params[] = {text, since};
+    PGresult *res = exec_sql(
+        ctx,
+        "SELECT kind, count(*), coalesce(sum(CASE WHEN jsonb_typeof(result -> 'seconds') = "
+        "'number' THEN (result ->> 'seconds')::float8 ELSE extract(epoch FROM finished_at - "
+        "started_at) END), 0) FROM jobs WHERE hash = ANY (SELECT jsonb_array_elements_text("
+        "$1::jsonb)) AND status = 'done' AND finished_at >= $2::timestamptz GROUP BY kind "
+        "ORDER BY kind",
+        2, params, err);
+    free(text);
+    if (!res)
+        return false;
+    *out = json_object();
+    double total = 0;
+    for (int r = 0; r < PQntuples(res); r++) {
+        double secs = strtod(PQgetvalue(res, r, 2), NULL);
+        total += secs;
+        json_object_set_new(*out, PQgetvalue(res, r, 0),
+                            json_pack("{s:I, s:f}", "jobs",
+                                      (json_int_t)strtoll(PQgetvalue(res, r, 1), NULL, 10),
+                                      "seconds", secs));
+    }
+    json_object_set_new(*out, "total_seconds", json_real(total));
+    PQclear(res);
+    return true;
+}
