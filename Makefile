@@ -240,6 +240,15 @@ $(TEST_PLUGIN): tests/extensions/test_plugin.c extensions/rankql_extension.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared $< -o $@ $(LDSAN)
 
+# tests/extensions/host_plugin.c: a version 2 plugin calling the host API (test_strategies).
+HOST_PLUGIN = $(BUILD)/tests/extensions/host_plugin.so
+
+build-all: $(HOST_PLUGIN)
+
+$(HOST_PLUGIN): tests/extensions/host_plugin.c extensions/rankql_extension.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -shared $< -o $@ $(LDSAN)
+
 # ---- integration test programs ---------------------------------------------------------
 # tests/integration/itest_*.c → $(BUILD)/tests/itest_*, linked like the unit tests but
 # without cmocka; the tests/integration/test_*.sh drivers run them against a real

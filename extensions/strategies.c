@@ -9,11 +9,10 @@
  *   hybrid(proxy, k)     [proxy, finetune]: fine-tune the top k of the signal
  *   sh(tiers, eta, k)    successive halving over the tiers: each keeps ⌈n/eta⌉ (at least k)
  *
- * The answer ranks by the tier a model reached (the last first), then by its score there.
- * err: a model fine-tuned in the last tier has err = 1 − its accuracy; a model of another
- * last tier has err = position / (n + 1) in [0, 1); a model dropped at tier t of T has
- * err = 1 + (T − 1 − t) + position / (n + 1) (≥ 2, growing the earlier it was dropped).
- * Positions are 0-based in that tier's order (score, then id). The host accounts the cost
+ * The answer ranks by the tier a model reached (the last first), then by its score there
+ * (lower first, ties by id). err is that score: 1 − accuracy for a fine-tune, 1 − the mean
+ * recorded accuracy for meta, the proxy's err; 1e6 when the model got no answer there (no
+ * history, a failed call), which ranks it last of its tier. The host accounts the cost
  * (the strategy job's result: finetuned, cost_seconds). */
 #include <math.h>
 #include <stdint.h>
@@ -26,6 +25,10 @@
 #include "extensions/extensions.h"
 
 enum { MAX_TIERS = 8 };
+
+/* The err of a model that got no answer in the last tier it reached (no history, a failed
+ * call): finite, as the ABI requires, and above any real score. */
+#define NO_ANSWER 1e6
 
 /* ---- parameters -------------------------------------------------------------------------- */
 
@@ -224,25 +227,9 @@ static int ladder_rank(const rqx_request *req, char tiers[MAX_TIERS][32], size_t
             alive = keep[t] < alive ? keep[t] : alive;
     }
     /* c is in answer order: each tier's sort kept the dropped ones behind the survivors,
-     * latest tier first. */
-    bool last_ft = strcmp(tiers[ntiers - 1], "finetune") == 0;
-    size_t pos = 0;
-    int tier = -1;
-    for (size_t i = 0; i < n; i++) {
-        if (c[i].tier != tier) {
-            tier = c[i].tier;
-            pos = 0;
-        }
-        double frac = (double)pos++ / (double)(n + 1);
-        double e;
-        if (tier == (int)ntiers - 1)
-            e = last_ft && isfinite(c[i].score) ? 1.0 - c[i].accuracy
-                : last_ft                       ? 1.0
-                                                : frac;
-        else
-            e = 1.0 + (double)((int)ntiers - 1 - tier) + frac;
-        out[i] = (rqx_ranked){c[i].id, e};
-    }
+     * latest tier first. err = the score where the model stopped; no answer: NO_ANSWER. */
+    for (size_t i = 0; i < n; i++)
+        out[i] = (rqx_ranked){c[i].id, isfinite(c[i].score) ? c[i].score : NO_ANSWER};
     free(c);
     return (int)n;
 }
