@@ -74,11 +74,12 @@ static bool load_models(exec_ctx *ctx, ft_task *t, exec_error *err)
     if (var) {
         const char *entity = json_string_value(json_object_get(var, "entity"));
         if (!entity || strcmp(entity, "models") != 0) {
+            exec_failb(err, 400, "semantic_error", v->pos,
+                       "variable \"%s\" holds %s, not models: FINETUNE takes a model or a "
+                       "variable of models",
+                       v->text, entity ? entity : "no rows");
             json_decref(var);
-            return exec_failb(err, 400, "semantic_error", v->pos,
-                              "variable \"%s\" holds %s, not models: FINETUNE takes a model or a "
-                              "variable of models",
-                              v->text, entity ? entity : "no rows");
+            return false;
         }
         char *ids = json_dumps(json_object_get(var, "ids"), JSON_COMPACT);
         json_decref(var);
