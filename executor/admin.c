@@ -37,6 +37,32 @@ static ast_node *listing(arena *a, const char *table, const char *key, bool desc
     return &s->h;
 }
 
+/* SHOW MODELS: every model whatever its check found (a WHERE naming status replaces the
+ * default filter), with the check's columns after the usual ones. */
+static ast_node *models_listing(arena *a)
+{
+    static const char *const extra[] = {"status", "status_message", "latency_ms", "measured_on",
+                                        "checked_at"};
+    ast_pos pos = {0, 0, 0};
+    ast_select *s = (ast_select *)listing(a, "models", "name", false, 0);
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
+        ast_column_ref *ref = AST_NEW(a, ast_column_ref, AST_COLUMN_REF, pos);
+        ref->nparts = 1;
+        ref->parts = arena_alloc(a, sizeof *ref->parts);
+        ref->parts[0] = (ast_name){extra[i], pos, false};
+        ast_column *col = AST_NEW(a, ast_column, AST_COLUMN, pos);
+        col->expr = &ref->h;
+        s->columns = ast_list_append(a, s->columns, &col->h);
+        if (i == 0) {
+            ast_is_null *nn = AST_NEW(a, ast_is_null, AST_IS_NULL, pos);
+            nn->negated = true;
+            nn->value = &ref->h;
+            s->where = &nn->h;
+        }
+    }
+    return &s->h;
+}
+
 enum { SHOW_JOBS_LIMIT = 1000 };
 
 json_t *exec_show(exec_ctx *ctx, const ast_show *s, exec_error *err)
@@ -64,7 +90,7 @@ json_t *exec_show(exec_ctx *ctx, const ast_show *s, exec_error *err)
         return result;
     }
     arena *a = arena_new();
-    ast_node *q = s->what == SHOW_MODELS   ? listing(a, "models", "name", false, 0)
+    ast_node *q = s->what == SHOW_MODELS   ? models_listing(a)
                   : s->what == SHOW_DATASETS ? listing(a, "datasets", "name", false, 0)
                                              : listing(a, "jobs", "id", true, SHOW_JOBS_LIMIT);
     json_t *result = exec_query(ctx, q, err);

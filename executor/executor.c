@@ -197,6 +197,7 @@ static json_t *dispatch(exec_ctx *ctx, const ast_node *stmt, exec_error *err)
     case AST_PURGE: return exec_purge(ctx, (const ast_purge *)stmt, err);
     case AST_FINETUNE: return exec_finetune(ctx, (const ast_finetune *)stmt, err);
     case AST_CANCEL: return exec_cancel(ctx, (const ast_cancel *)stmt, err);
+    case AST_CHECK: return exec_check(ctx, (const ast_check *)stmt, err);
     default:
         return exec_fail(err, 400, "semantic_error", stmt->pos, "this is not a statement");
     }

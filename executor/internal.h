@@ -89,4 +89,16 @@ json_t *exec_cancel(exec_ctx *ctx, const ast_cancel *c, exec_error *err);
 /* FINETUNE (finetune.c): fine-tune jobs, answered from finetune_results when known. */
 json_t *exec_finetune(exec_ctx *ctx, const ast_finetune *f, exec_error *err);
 
+/* ---- model checks (check.c) ---------------------------------------------------------- */
+
+/* Looks up every `property OF "model"` of a plan and fills in its value (404 for an
+ * unknown model, 409 no_measurement when the property is NULL); adds a notice each. */
+bool exec_resolve_refs(exec_ctx *ctx, plan *p, exec_error *err);
+/* After REGISTER MODEL wrote the row of model_name: submits its check job (or marks it
+ * UNCHECKED) when what the check depends on changed, or always with force. Adds a notice
+ * to result when not NULL. */
+bool check_after_register(exec_ctx *ctx, const char *model_name, bool force, json_t *result,
+                          exec_error *err);
+json_t *exec_check(exec_ctx *ctx, const ast_check *c, exec_error *err);
+
 #endif

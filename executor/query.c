@@ -11,11 +11,16 @@ plan *exec_plan(exec_ctx *ctx, const ast_node *query, loaded_vars *vars, exec_er
 {
     if (!vars_load(ctx, query, vars, err))
         return NULL;
-    plan_env env = {vars->vars, vars->n};
+    /* Models whose check failed are left out unless the query names status. */
+    plan_env env = {vars->vars, vars->n, true};
     plan_error pe = {0};
     plan *p = planner_plan(query, &env, &pe);
     if (!p)
         exec_from_plan_error(err, &pe);
+    if (p && !exec_resolve_refs(ctx, p, err)) {
+        plan_free(p);
+        return NULL;
+    }
     return p;
 }
 

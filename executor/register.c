@@ -1461,6 +1461,9 @@ json_t *exec_register(exec_ctx *ctx, const ast_register *s, exec_error *err)
         notes = result_new("REGISTER");
         n = register_once(ctx, &r, &ex, notes, err);
     }
+    /* A model gets its check job (docs/language.md "Model checks") in the same transaction. */
+    if (n > 0 && r.model && !check_after_register(ctx, s->name.text, false, notes, err))
+        n = -1;
     if (n > 0)
         result = register_result(&r, &ex, notes);
     else if (n == 0)

@@ -59,6 +59,7 @@ const char *ast_kind_name(ast_kind kind)
     case AST_PURGE: return "purge";
     case AST_SHOW: return "show";
     case AST_CANCEL: return "cancel";
+    case AST_CHECK: return "check";
     case AST_COLUMN: return "column";
     case AST_ORDER_ITEM: return "order_item";
     case AST_DATASET_REF: return "dataset";
@@ -79,6 +80,7 @@ const char *ast_kind_name(ast_kind kind)
     case AST_ARRAY: return "array";
     case AST_OBJECT: return "object";
     case AST_OBJECT_FIELD: return "field";
+    case AST_MODEL_PROPERTY: return "model_property";
     }
     return "unknown";
 }

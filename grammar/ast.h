@@ -55,6 +55,9 @@ typedef enum ast_kind {
     AST_ARRAY,       /* [v, …] in REGISTER values */
     AST_OBJECT,      /* {k: v, …} in REGISTER values */
     AST_OBJECT_FIELD,
+    AST_MODEL_PROPERTY, /* latency_ms OF "resnet50": a property of one named model */
+    AST_CHECK,          /* statement: CHECK MODEL name | CHECK MODELS (added last: kinds keep
+                           their values) */
 } ast_kind;
 
 typedef struct ast_node {
@@ -146,6 +149,12 @@ typedef struct ast_like {
     ast_node *value;
     ast_node *pattern;
 } ast_like;
+
+typedef struct ast_model_property {
+    ast_node h;
+    ast_name property; /* latency_ms, num_params, … (the planner checks it) */
+    ast_name model;
+} ast_model_property;
 
 typedef struct ast_func {
     ast_node h;
@@ -334,6 +343,12 @@ typedef struct ast_cancel {
     ast_cancel_what what;
     ast_literal *id;              /* number or string */
 } ast_cancel;
+
+typedef struct ast_check {
+    ast_node h;
+    bool all;                     /* CHECK MODELS */
+    ast_name name;                /* CHECK MODEL name; text NULL when all */
+} ast_check;
 
 /* ---- construction (used by the parser; all memory comes from the arena) --------------- */
 

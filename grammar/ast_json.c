@@ -192,6 +192,14 @@ static json_t *node_json(const ast_node *n)
         json_object_set_new(o, "id", node_json(&c->id->h));
         return o;
     }
+    case AST_CHECK: {
+        const ast_check *c = (const ast_check *)n;
+        if (c->all)
+            json_object_set_new(o, "all", json_true());
+        else
+            json_object_set_new(o, "name", name_json(&c->name));
+        return o;
+    }
     case AST_COLUMN: {
         const ast_column *c = (const ast_column *)n;
         json_object_set_new(o, "expr", node_json(c->expr));
@@ -278,6 +286,12 @@ static json_t *node_json(const ast_node *n)
         json_object_set_new(o, "negated", json_boolean(l->negated));
         json_object_set_new(o, "value", node_json(l->value));
         json_object_set_new(o, "pattern", node_json(l->pattern));
+        return o;
+    }
+    case AST_MODEL_PROPERTY: {
+        const ast_model_property *m = (const ast_model_property *)n;
+        json_object_set_new(o, "property", name_json(&m->property));
+        json_object_set_new(o, "model", name_json(&m->model));
         return o;
     }
     case AST_FUNC: {

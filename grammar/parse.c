@@ -74,7 +74,7 @@ static int index_of(const int *set, int n, int token)
 /* Statement keywords, most used first, after '(' (a parenthesised query). */
 static const int statement_listing[] = {
     TK_SELECT, TK_RANK, TK_EXPLAIN, TK_DECLARE, TK_REGISTER, TK_FINETUNE, TK_USE, TK_PRINT,
-    TK_PURGE, TK_SHOW, TK_CANCEL,
+    TK_PURGE, TK_SHOW, TK_CANCEL, TK_CHECK,
 };
 
 static int listing_key(int token)
@@ -403,6 +403,7 @@ static bool starts_statement(int t)
     switch (t) {
     case TK_SELECT: case TK_RANK: case TK_EXPLAIN: case TK_DECLARE: case TK_REGISTER:
     case TK_USE: case TK_PRINT: case TK_FINETUNE: case TK_PURGE: case TK_SHOW: case TK_CANCEL:
+    case TK_CHECK:
         return true;
     default:
         return false;

@@ -291,9 +291,9 @@ typedef struct tail_set {
 %token UNION INTERSECT EXCEPT.
 /* Non-reserved words: keywords where the grammar expects them, identifiers elsewhere. */
 %token ANALYZE JSON WAIT SHOW CANCEL JOB JOBS QUERY MODEL MODELS DATASET DATASETS
-       EXTENSIONS USING CACHE TRUE FALSE.
+       EXTENSIONS USING CACHE TRUE FALSE CHECK OF.
 %fallback IDENT ANALYZE JSON WAIT SHOW CANCEL JOB JOBS QUERY MODEL MODELS DATASET DATASETS
-       EXTENSIONS USING CACHE TRUE FALSE.
+       EXTENSIONS USING CACHE TRUE FALSE CHECK OF.
 
 %left OR.
 %left AND.
@@ -319,6 +319,7 @@ statement(A) ::= finetune(X).   { A = X; }
 statement(A) ::= purge(X).      { A = X; }
 statement(A) ::= show(X).       { A = X; }
 statement(A) ::= cancel(X).     { A = X; }
+statement(A) ::= check(X).      { A = X; }
 
 /* ---- queries and set operations ---------------------------------------------------- */
 
@@ -839,6 +840,14 @@ term(A) ::= NULL(T). {
 }
 term(A) ::= FINETUNED(K).     { A = A_(ast_node, AST_FINETUNED, K->pos); }
 term(A) ::= column_ref(C).    { A = &C->h; }
+/* A measured property of one named model: latency_ms OF "resnet50" (docs/language.md,
+ * "Constraints"). */
+term(A) ::= IDENT(P) OF name(M). {
+    ast_model_property *m = A_(ast_model_property, AST_MODEL_PROPERTY, P->pos);
+    m->property = name_of(P);
+    m->model = M;
+    A = &m->h;
+}
 term(A) ::= func_name(F) LP func_args(L) RP. {
     ast_func *f = A_(ast_func, AST_FUNC, F->pos);
     f->name = F->str;
@@ -1030,6 +1039,19 @@ cancel(A) ::= CANCEL(K) cancel_what(W) STRING(S). {
 %type cancel_what { ast_cancel_what }
 cancel_what(A) ::= JOB.    { A = CANCEL_JOB; }
 cancel_what(A) ::= QUERY.  { A = CANCEL_QUERY; }
+
+/* CHECK MODEL "name" re-checks one model, CHECK MODELS every model rankql can run. */
+%type check { ast_node * }
+check(A) ::= CHECK(K) MODEL name(N). {
+    ast_check *c = A_(ast_check, AST_CHECK, K->pos);
+    c->name = N;
+    A = &c->h;
+}
+check(A) ::= CHECK(K) MODELS. {
+    ast_check *c = A_(ast_check, AST_CHECK, K->pos);
+    c->all = true;
+    A = &c->h;
+}
 
 %code {
 /* Token acceptance without touching the parser: replay lemon's shift/reduce decisions

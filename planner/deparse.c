@@ -103,6 +103,12 @@ static void deparse(strbuf *sb, const ast_node *n)
         }
         break;
     }
+    case AST_MODEL_PROPERTY: {
+        const ast_model_property *m = (const ast_model_property *)n;
+        strbuf_printf(sb, "%s OF \"%.*s%s\"", m->property.text, SHOW_MAX, m->model.text,
+                      strlen(m->model.text) > SHOW_MAX ? "..." : "");
+        break;
+    }
     case AST_STAR: strbuf_putc(sb, '*'); break;
     case AST_FINETUNED: strbuf_puts(sb, "FINETUNED"); break;
     case AST_UNARY: {

@@ -96,6 +96,7 @@ static const char *node_name(const plan_node *n)
 }
 
 typedef struct explain_ctx {
+    const plan *plan;
     pg_nodes pg;
     json_t *const *scan_plans;
     size_t nscan_plans;
@@ -148,6 +149,30 @@ static json_t *explain_node(explain_ctx *c, const plan_node *n, json_t *chain_pg
     }
     }
     annotate(out, pgn);
+    if (n->op == PLAN_SCAN && n->hide_failed_checks)
+        json_object_set_new(out, "default_filter", json_string(PLAN_CHECKS_FILTER_TEXT));
+    /* The values OF read, with where each was measured (the Filter's, or the root's for
+     * those of the select list and ORDER BY). */
+    json_t *refs = json_array();
+    for (size_t i = 0; i < c->plan->nrefs; i++) {
+        const plan_ref *r = &c->plan->refs[i];
+        if (r->node == n || (!r->node && n == c->plan->root)) {
+            char *text = planner_ref_text(r);
+            json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "property", r->property, "model",
+                                  r->model, "text", text, "status", r->status ? r->status : "");
+            json_object_set_new(o, "value", r->resolved ? json_real(r->value) : json_null());
+            json_object_set_new(o, "measured_on",
+                                r->measured_on ? json_string(r->measured_on) : json_null());
+            json_object_set_new(o, "checked_at",
+                                r->checked_at ? json_string(r->checked_at) : json_null());
+            json_array_append_new(refs, o);
+            free(text);
+        }
+    }
+    if (json_array_size(refs))
+        json_object_set_new(out, "references", refs);
+    else
+        json_decref(refs);
     json_t *children = json_array();
     const plan_node *kids[2] = {n->input ? n->input : n->left, n->input ? NULL : n->right};
     for (size_t i = 0; i < 2; i++) {
@@ -163,7 +188,7 @@ static json_t *explain_node(explain_ctx *c, const plan_node *n, json_t *chain_pg
 json_t *planner_explain_tree(const plan *p, json_t *pg_plan, json_t *const *scan_plans,
                              size_t nscan_plans)
 {
-    explain_ctx c = {{0}, scan_plans, nscan_plans, 0};
+    explain_ctx c = {p, {0}, scan_plans, nscan_plans, 0};
     pg_collect(&c.pg, pg_plan);
     json_t *tree = explain_node(&c, p->root, NULL);
     free(c.pg.nodes);
@@ -225,10 +250,20 @@ static void lines_of(const json_t *node, int depth, char ***lines, size_t *n)
     if (detail)
         strbuf_printf(&sb, ": %s", detail);
     put_numbers(&sb, node);
+    const char *filter = json_string_value(json_object_get(node, "default_filter"));
+    if (filter)
+        strbuf_printf(&sb, "  [default filter: %s]", filter);
     *lines = xrealloc(*lines, (*n + 1) * sizeof **lines);
     (*lines)[(*n)++] = strbuf_detach(&sb);
     size_t i;
     json_t *c;
+    json_array_foreach(json_object_get(node, "references"), i, c)
+    {
+        char *line = xasprintf("%*sReference: %s", depth * 4 + 2, "",
+                               json_string_value(json_object_get(c, "text")));
+        *lines = xrealloc(*lines, (*n + 1) * sizeof **lines);
+        (*lines)[(*n)++] = line;
+    }
     json_array_foreach(json_object_get(node, "children"), i, c) lines_of(c, depth + 1, lines, n);
 }
 
@@ -238,4 +273,44 @@ size_t planner_explain_lines(const json_t *tree, char ***lines)
     *lines = NULL;
     lines_of(tree, 0, lines, &n);
     return n;
+}
+
+/* ---- OF references -------------------------------------------------------------------- */
+
+void planner_resolve_ref(plan *p, size_t i, double value, const char *status,
+                         const char *measured_on, const char *checked_at)
+{
+    plan_ref *r = &p->refs[i];
+    char text[64];
+    snprintf(text, sizeof text, "%.17g", value);
+    free(p->params.values[r->param - 1]);
+    p->params.values[r->param - 1] = xstrdup(text);
+    r->resolved = true;
+    r->value = value;
+    free(r->status);
+    free(r->measured_on);
+    free(r->checked_at);
+    r->status = status ? xstrdup(status) : NULL;
+    r->measured_on = measured_on ? xstrdup(measured_on) : NULL;
+    r->checked_at = checked_at ? xstrdup(checked_at) : NULL;
+}
+
+char *planner_ref_text(const plan_ref *r)
+{
+    strbuf sb = {0};
+    strbuf_printf(&sb, "%s OF \"%s\"", r->property, r->model);
+    if (!r->resolved) {
+        strbuf_puts(&sb, " (not looked up yet)");
+        return strbuf_detach(&sb);
+    }
+    strbuf_printf(&sb, " = %.6g", r->value);
+    if (r->measured_on)
+        strbuf_printf(&sb, ", measured on %s", r->measured_on);
+    else if (strcmp(r->property, "latency_ms") != 0)
+        strbuf_puts(&sb, ", from the catalog");
+    if (r->checked_at)
+        strbuf_printf(&sb, " (checked %s)", r->checked_at);
+    if (r->status)
+        strbuf_printf(&sb, ", status %s", r->status);
+    return strbuf_detach(&sb);
 }

@@ -733,6 +733,52 @@ static bool compile_func(sqlgen *g, const ast_func *f, name_mode mode, sql_expr 
     return ok;
 }
 
+/* ---- properties of named models (latency_ms OF "resnet50") ------------------------------ */
+
+static const struct { const char *property, *column; } ref_columns[] = {
+    {"latency_ms", "latency_ms"}, {"num_params", "num_params"}, {"dimension", "dimension"},
+    {"up_acc", "up_acc"},         {"batch_size", "batch_size"}, {"image_size", "image_size"},
+    {"token_length", "token_length"},
+};
+
+const char *plan_ref_column(const char *property)
+{
+    for (size_t i = 0; i < sizeof ref_columns / sizeof ref_columns[0]; i++)
+        if (strcasecmp(ref_columns[i].property, property) == 0)
+            return ref_columns[i].column;
+    return NULL;
+}
+
+/* The value is a parameter the executor fills in after looking the model up, so the SQL
+ * never reads another row and EXPLAIN can say where the number came from. */
+static bool compile_model_property(sqlgen *g, const ast_model_property *m, sql_expr *out)
+{
+    const char *column = plan_ref_column(m->property.text);
+    if (!column)
+        return plan_semantic(g->err, m->property.pos,
+                             "%s OF \"%s\": OF takes a numeric model property (latency_ms, "
+                             "num_params, dimension, up_acc, batch_size, image_size, "
+                             "token_length)",
+                             m->property.text, m->model.text);
+    if (catalog_table_get(g->table)->entity != ENTITY_MODELS)
+        return plan_semantic(g->err, m->h.pos, "%s OF \"%s\" compares models, not %s",
+                             column, m->model.text,
+                             planner_entity_name(catalog_table_get(g->table)->entity));
+    plan *p = g->plan;
+    p->refs = xrealloc(p->refs, (p->nrefs + 1) * sizeof *p->refs);
+    plan_ref *r = &p->refs[p->nrefs++];
+    memset(r, 0, sizeof *r);
+    r->property = xstrdup(column);
+    r->model = xstrdup(m->model.text);
+    r->pos = m->h.pos;
+    r->param = plan_params_add(g->params, NULL);
+    r->node = g->node;
+    out->type = ST_NUM;
+    out->sql = xasprintf("$%zu::double precision", r->param);
+    out->name = xstrdup(column);
+    return true;
+}
+
 static bool compile(sqlgen *g, const ast_node *n, sql_type want, name_mode mode, int flags,
                     const char *context, sql_expr *out)
 {
@@ -770,6 +816,8 @@ static bool compile(sqlgen *g, const ast_node *n, sql_type want, name_mode mode,
         return compile_like(g, (const ast_like *)n, out);
     case AST_FUNC:
         return compile_func(g, (const ast_func *)n, mode, out);
+    case AST_MODEL_PROPERTY:
+        return compile_model_property(g, (const ast_model_property *)n, out);
     case AST_STAR:
         return plan_semantic(g->err, n->pos, "* is only allowed as the whole select list");
     default:

@@ -40,7 +40,12 @@ typedef struct sqlgen {
     plan_table table;
     const char *from_name;      /* the name written after FROM, for t.col qualifiers */
     plan_error *err;
+    const plan_node *node;      /* the Filter being compiled (for plan_ref), or NULL */
 } sqlgen;
+
+/* The default filter of hide_failed_checks scans (docs/language.md "Model checks"). */
+#define PLAN_CHECKS_FILTER_SQL "t.status NOT IN ('INVALID', 'NONUSABLE')"
+#define PLAN_CHECKS_FILTER_TEXT "status NOT IN ('INVALID', 'NONUSABLE')"
 
 /* A compiled expression. For ST_JSON, sql is the jsonb expression and text_sql the
  * same path ending in ->> (the field as text). */

@@ -111,6 +111,15 @@ void plan_free(plan *p)
     for (size_t i = 0; i < p->nnotices; i++)
         free(p->notices[i]);
     free(p->notices);
+    for (size_t i = 0; i < p->nrefs; i++) {
+        plan_ref *r = &p->refs[i];
+        free(r->property);
+        free(r->model);
+        free(r->status);
+        free(r->measured_on);
+        free(r->checked_at);
+    }
+    free(p->refs);
     free(p);
 }
 
@@ -340,6 +349,46 @@ static plan_node *logical_exclude(logical_ctx *c, const ast_select *s, plan_node
     return n;
 }
 
+/* Whether an expression names the status column (status, t.status, models.status). */
+static bool mentions_status(const ast_node *n)
+{
+    if (!n)
+        return false;
+    switch (n->kind) {
+    case AST_COLUMN_REF: {
+        const ast_column_ref *c = (const ast_column_ref *)n;
+        return strcasecmp(c->parts[c->nparts - 1].text, "status") == 0 && c->nparts <= 2;
+    }
+    case AST_UNARY: return mentions_status(((const ast_unary *)n)->operand);
+    case AST_BINARY:
+        return mentions_status(((const ast_binary *)n)->left) ||
+               mentions_status(((const ast_binary *)n)->right);
+    case AST_BETWEEN: {
+        const ast_between *b = (const ast_between *)n;
+        return mentions_status(b->value) || mentions_status(b->low) || mentions_status(b->high);
+    }
+    case AST_IN: {
+        const ast_in *in = (const ast_in *)n;
+        for (size_t i = 0; in->items && i < in->items->n; i++)
+            if (mentions_status(in->items->items[i]))
+                return true;
+        return mentions_status(in->value);
+    }
+    case AST_IS_NULL: return mentions_status(((const ast_is_null *)n)->value);
+    case AST_LIKE:
+        return mentions_status(((const ast_like *)n)->value) ||
+               mentions_status(((const ast_like *)n)->pattern);
+    case AST_FUNC: {
+        const ast_func *f = (const ast_func *)n;
+        for (size_t i = 0; f->args && i < f->args->n; i++)
+            if (mentions_status(f->args->items[i]))
+                return true;
+        return false;
+    }
+    default: return false;
+    }
+}
+
 /* Scan, Filter and Exclude of one SELECT: the rows it selects, before projection. */
 static plan_node *logical_rows(logical_ctx *c, const ast_select *s)
 {
@@ -354,6 +403,11 @@ static plan_node *logical_rows(logical_ctx *c, const ast_select *s)
     plan_node *n = logical_scan(c, s);
     if (!n)
         return NULL;
+    /* A variable keeps the rows it was declared with; a table of models hides failed
+     * checks unless the WHERE names status. */
+    n->hide_failed_checks = c->env && c->env->hide_failed_checks && !n->var &&
+                            planner_table_entity(n->table) == ENTITY_MODELS &&
+                            !mentions_status(s->where);
     if (s->where) {
         n = wrap(PLAN_FILTER, n);
         n->where = s->where;

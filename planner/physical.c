@@ -70,7 +70,7 @@ static void add_cond(strbuf *where, const char *cond)
 
 static sqlgen gen_for(phys *ph, plan_params *params, plan_table table, const char *from_name)
 {
-    sqlgen g = {ph->p, params, table, from_name, ph->err};
+    sqlgen g = {ph->p, params, table, from_name, ph->err, NULL};
     return g;
 }
 
@@ -122,6 +122,8 @@ static void collect_scan(phys *ph, plan_node *n, source *src)
     src->from_name = n->var ? n->var->name : tab->name;
     if (tab->scope_sql)
         add_cond(&src->where, tab->scope_sql);
+    if (n->hide_failed_checks)
+        add_cond(&src->where, PLAN_CHECKS_FILTER_SQL);
     if (n->var) {
         char *ids = ids_param(&ph->p->params, n->var);
         char *c = xasprintf("t.id = ANY(%s)", ids);
@@ -150,6 +152,7 @@ static bool collect_source(phys *ph, plan_node *n, source *src)
         if (!collect_source(ph, n->input, src))
             return false;
         sqlgen g = gen_for(ph, &ph->p->params, src->table, src->from_name);
+        g.node = n;
         char *cond;
         if (!sqlgen_condition(&g, n->where, &cond))
             return false;

@@ -51,6 +51,10 @@ typedef struct plan_var {
 typedef struct plan_env {
     const plan_var *vars;
     size_t nvars;
+    /* Scans of model tables leave out models whose check failed (status INVALID or
+     * NONUSABLE) unless the query's WHERE names status (docs/language.md "Model checks").
+     * The executor sets it; false plans exactly what was written. */
+    bool hide_failed_checks;
 } plan_env;
 
 typedef struct plan_error {
@@ -92,11 +96,28 @@ typedef struct plan_node {
     const ast_list *order_by;  /* SORT: of ast_order_item */
     int64_t limit;             /* LIMIT */
     ast_set_kind set_kind;     /* SETOP */
+    bool hide_failed_checks;   /* SCAN: the default status filter applies */
     /* Filled by the physical phase: */
     char *detail;              /* one line for EXPLAIN ("num_params DESC NULLS LAST") */
     char *scan_sql;            /* SCAN: the scan alone, for its row estimate */
     plan_params scan_params;
 } plan_node;
+
+/* A property of one named model used in an expression (latency_ms OF "resnet50"). Its
+ * value is parameter number `param`, left NULL by the planner: the executor looks the
+ * model up, fails when it has no such value, and fills it in with planner_resolve_ref(),
+ * which also records the provenance EXPLAIN prints. */
+typedef struct plan_ref {
+    char *property;            /* a whitelisted numeric model column (plan_ref_column) */
+    char *model;               /* the model's name */
+    ast_pos pos;
+    size_t param;              /* 1-based, in plan.params */
+    const plan_node *node;     /* the Filter it belongs to, or NULL (select list, ORDER BY) */
+    /* Set by planner_resolve_ref: */
+    bool resolved;
+    double value;
+    char *status, *measured_on, *checked_at;
+} plan_ref;
 
 typedef struct plan {
     plan_node *root;           /* logical plan */
@@ -109,6 +130,8 @@ typedef struct plan {
     char **columns;
     size_t nnotices;
     char **notices;
+    size_t nrefs;
+    plan_ref *refs;
 } plan;
 
 /* ---- names -------------------------------------------------------------------------- */
@@ -145,6 +168,15 @@ bool planner_physical(plan *p, plan_error *err);
 plan *planner_plan(const ast_node *query, const plan_env *env, plan_error *err);
 
 void plan_free(plan *p);
+
+/* The SQL column behind a property usable with OF (latency_ms, num_params, dimension,
+ * up_acc, batch_size, image_size, token_length), or NULL. */
+const char *plan_ref_column(const char *property);
+/* Fills ref i: its value (as the parameter) and where it came from (any may be NULL). */
+void planner_resolve_ref(plan *p, size_t i, double value, const char *status,
+                         const char *measured_on, const char *checked_at);
+/* "latency_ms OF "resnet50" = 1.25 (USABLE, measured on …, checked …)". Caller frees. */
+char *planner_ref_text(const plan_ref *r);
 
 /* ---- EXPLAIN ------------------------------------------------------------------------ */
 

@@ -295,7 +295,7 @@ static int run_embed(job_ctx *ctx, const json_t *payload, json_t **result, char 
         rc = run_builtin(ctx, model_name, &espec, &dref, ds, fit_obj, batch, &x, &dim, err,
                          permanent);
     } else {
-        runner_call call = {model, mspec, model_name, ds, dref.name, ctx};
+        runner_call call = {model, mspec, model_name, ds, dref.name, ctx, NULL};
         rc = exec ? exec_runner_embed(&call, &x, &dim, err, permanent)
                   : onnx_runner_embed(&call, &x, &dim, err, permanent);
     }

@@ -7,7 +7,7 @@
 
 static const job_runner *const runners[] = {&embed_job_runner, &proxy_job_runner,
                                             &strategy_job_runner, &finetune_job_runner,
-                                            &similarity_job_runner};
+                                            &similarity_job_runner, &check_job_runner};
 
 const job_runner *job_runner_find(const char *kind)
 {

@@ -39,6 +39,7 @@ typedef struct job_runner {
 extern const job_runner embed_job_runner;  /* embed_job.c */
 extern const job_runner proxy_job_runner;  /* proxy_job.c */
 extern const job_runner strategy_job_runner; /* strategy_job.c: strategy plugins */
+extern const job_runner check_job_runner;    /* check_job.c: registration checks */
 extern const job_runner finetune_job_runner; /* finetune_job.c: head, exec, replay */
 extern const job_runner similarity_job_runner; /* similarity_job.c: dataset embeddings */
 

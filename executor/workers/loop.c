@@ -29,7 +29,7 @@ extern void openblas_set_num_threads(int num_threads);
 
 const char *const worker_known_kinds[] = {"embed",    "proxy",      "finetune",
                                           "strategy", "similarity", "sh",
-                                          NULL};
+                                          "check",    NULL};
 
 typedef struct worker worker;
 

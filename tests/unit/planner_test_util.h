@@ -28,7 +28,7 @@ static const plan_var test_vars[] = {
     {"v", TABLE_IMAGE_MODELS, 3, test_var_ids},
     {"ds", TABLE_DATASETS, 1, test_ds_ids},
 };
-static const plan_env test_env = {test_vars, 2};
+static const plan_env test_env = {test_vars, 2, false};
 
 /* Parses one statement (which must parse) and plans it (or its EXPLAIN's query). */
 static inline planned plan_src(const char *src)

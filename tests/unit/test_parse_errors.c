@@ -55,7 +55,7 @@ static const error_case cases[] = {
     {.name = "bad_token_statement_start", .src = "frobnicate the models;", .kind = SYN, .line = 1,
      .col = 1,
      .message = "unexpected identifier \"frobnicate\", expected '(', SELECT, RANK, EXPLAIN, "
-                "DECLARE, REGISTER, FINETUNE, USE, PRINT, PURGE, SHOW or CANCEL"},
+                "DECLARE, REGISTER, FINETUNE, USE, PRINT, PURGE, SHOW, CANCEL or CHECK"},
     {.name = "bad_token_show_what", .src = "show tables;", .kind = SYN, .line = 1, .col = 6,
      .message = "unexpected identifier \"tables\", expected JOBS, MODELS, DATASETS or EXTENSIONS"},
     {.name = "bad_token_cancel_what", .src = "cancel 12;", .kind = SYN, .line = 1, .col = 8,

@@ -640,6 +640,8 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     outpath = xasprintf("%s/features.npy", dir);
     if (npy_read_features(outpath, call->ds->n, out, dim, err) != 0) {
         *permanent = true;
+        if (call->output_fault)
+            *call->output_fault = true;
         goto done;
     }
     rc = 0;

@@ -812,6 +812,8 @@ int onnx_runner_embed(const runner_call *call, float **out, size_t *dim, char **
         }
         ort->ReleaseValue(ov);
         if (!finite) {
+            if (call->output_fault)
+                *call->output_fault = true;
             job_fail(err, permanent, true, "model %s: output '%s' is not all finite",
                  call->model_name, s.output_name);
             goto done;

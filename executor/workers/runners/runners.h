@@ -22,6 +22,10 @@ typedef struct runner_call {
     const dataset *ds;
     const char *dataset_name;
     job_ctx *ctx;           /* progress and should_stop; may have NULL callbacks */
+    /* When not NULL (check jobs, executor/workers/check_job.c): set to true when the
+     * command or model ran but its output is wrong (malformed, wrong row count, not
+     * finite), as opposed to not loading or not running. */
+    bool *output_fault;
 } runner_call;
 
 /* Each returns 0 with *out = ds->n × *dim floats (caller frees; all finite), or -1 with *err
