@@ -1,5 +1,6 @@
 #include "executor/workers/featstore.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -43,6 +44,25 @@ static int make_dir(const char *path, char **err)
         return 0;
     *err = xasprintf("cannot create %s: %s", path, strerror(errno));
     return -1;
+}
+
+/* Removes "<hash>.rqf.tmp*" in dir: what an earlier attempt of the same job left when its
+ * worker was killed mid-write (kill -9, OOM, power loss). Only the lease holder of a job
+ * writes its hash, so such a file is never a live writer's, except one whose lease was lost:
+ * its rename then fails and its result is discarded anyway. */
+static void remove_stale_temps(const char *dir, const char *hash)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    char prefix[HASH_HEX_LEN + 16];
+    snprintf(prefix, sizeof prefix, "%s.rqf.tmp", hash);
+    size_t plen = strlen(prefix);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, plen) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
 }
 
 /* Writes all of buf or fails with errno set. */
@@ -97,6 +117,7 @@ int featstore_write(const char *data_dir, const char *hash, const float *x, cons
     int rc = -1, fd = -1;
     if (make_dir(data_dir, err) != 0 || make_dir(features, err) != 0 || make_dir(dir, err) != 0)
         goto out;
+    remove_stale_temps(dir, hash);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         *err = xasprintf("cannot create %s: %s", tmp, strerror(errno));

@@ -19,8 +19,9 @@ typedef struct featfile {
 /* "features/ab/<hash>.rqf", relative to the data directory (caller frees). */
 char *featstore_relpath(const char *hash);
 
-/* Writes the file for hash atomically; *bytes = its size. 0, or -1 with *err (nothing left
- * behind: no temp file, no partial file). */
+/* Writes the file for hash atomically; *bytes = its size. 0, or -1 with *err naming the path
+ * and the cause (nothing left behind: no temp file, no partial file). Temp files of the same
+ * hash that a killed writer left are removed first. */
 int featstore_write(const char *data_dir, const char *hash, const float *x, const int32_t *y,
                     uint64_t rows, uint32_t dim, int32_t num_classes, uint64_t *bytes,
                     char **err);
