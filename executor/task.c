@@ -1551,12 +1551,17 @@ static double plan_cost_total(const plan_cost *pc)
     return pc->embed_cpu + pc->embed_gpu + pc->proxy + pc->other;
 }
 
-/* "1.23 s CPU", "0.50 s CPU + 2.00 s GPU" */
-static char *seconds_text(double cpu, double gpu)
+/* "1.23 s CPU", "0.50 s CPU + 2.00 s GPU" (a static buffer: use it at once) */
+static const char *seconds_text_buf(double cpu, double gpu)
 {
+    static _Thread_local char buf[96];
     if (gpu > 0 && cpu > 0)
-        return xasprintf("%.2f s CPU + %.2f s GPU", cpu, gpu);
-    return gpu > 0 ? xasprintf("%.2f s GPU", gpu) : xasprintf("%.2f s CPU", cpu);
+        snprintf(buf, sizeof buf, "%.2f s CPU + %.2f s GPU", cpu, gpu);
+    else if (gpu > 0)
+        snprintf(buf, sizeof buf, "%.2f s GPU", gpu);
+    else
+        snprintf(buf, sizeof buf, "%.2f s CPU", cpu);
+    return buf;
 }
 
 /* The SH estimate of t with the AUTO (or given) bounds; -1 with *why when SH cannot run. */
@@ -1885,17 +1890,30 @@ static json_t *data_tree(const task *t)
     return nodes;
 }
 
-/* Adds "; est. …" and "estimated_seconds" to a plan node. */
+/* Adds "estimated_seconds" and "estimated" ("1.20 s CPU") to a plan node; the detail stays
+ * as it was (clients match it), the text lines get "; est. …" (estimate_lines). */
 static json_t *with_estimate(json_t *node, double cpu, double gpu)
 {
-    char *text = seconds_text(cpu, gpu);
-    char *detail = xasprintf("%s; est. %s", json_string_value(json_object_get(node, "detail")),
-                             text);
-    json_object_set_new(node, "detail", json_string(detail));
     json_object_set_new(node, "estimated_seconds", json_real(cpu + gpu));
-    free(text);
-    free(detail);
+    json_object_set_new(node, "estimated", json_string_nocheck(seconds_text_buf(cpu, gpu)));
     return node;
+}
+
+/* A copy of tree whose details end with "; est. …" where a node has an estimate. */
+static json_t *estimate_lines(const json_t *tree)
+{
+    json_t *copy = json_deep_copy(tree);
+    const char *est = json_string_value(json_object_get(copy, "estimated"));
+    if (est) {
+        char *detail = xasprintf("%s; est. %s",
+                                 json_string_value(json_object_get(copy, "detail")), est);
+        json_object_set_new(copy, "detail", json_string(detail));
+        free(detail);
+    }
+    json_t *children = json_object_get(copy, "children");
+    for (size_t i = 0; i < json_array_size(children); i++)
+        json_array_set_new(children, i, estimate_lines(json_array_get(children, i)));
+    return copy;
 }
 
 /* The plan of a ranking: Rank → Proxy jobs → Embed jobs → the data, and the models; each
@@ -1987,6 +2005,13 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
         cost_sh est;
         char msg[256];
         if (sh_estimate(&t, &pc, NULL, &sched, &est, msg, sizeof msg) == 0) {
+            /* CHUNK AUTO credited the cached test embeddings: print what it decided on. */
+            json_t *decided = json_object_get(t.sh_estimate, "sh_seconds");
+            if (json_is_number(decided)) {
+                est.rounds_s = json_number_value(decided) - (est.total_s - est.rounds_s);
+                est.test_s = json_number_value(decided) - est.rounds_s;
+                est.total_s = json_number_value(decided);
+            }
             estimated = est.total_s;
             sh_line = xasprintf("Successive halving: %d rounds, chunk %lld, budget %lld; est. "
                                 "%.2f s (test embeddings %.2f s, rounds %.2f s; survivors at the "
@@ -2052,7 +2077,9 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
         result_set(result, json_pack("[s]", "QUERY PLAN"), json_pack("[[o]]", doc));
         json_object_set(result, "plan", tree);
     } else {
-        json_t *rows = explain_rows(tree);
+        json_t *lines = estimate_lines(tree);
+        json_t *rows = explain_rows(lines);
+        json_decref(lines);
         const char *extra[] = {choice, sh_line, estimate_line};
         for (size_t i = 0; i < 3; i++)
             if (extra[i])
