@@ -5,7 +5,8 @@
 # revocation (at once on this server, within the 5 s cache elsewhere), expiry, bad tokens,
 # sessions bound to their token, CANCEL of one's own queries only, the job quota (429), the
 # per-session query limit (429), query and result size limits (413), --max-wait, and the
-# refusal to serve a non-loopback address without a live token.
+# refusal to serve a non-loopback address without a live token; and model runners run in
+# rankql-worker processes, never in rankqld.
 #
 # rankqld runs on its embedded PostgreSQL with --workers 0: jobs stay queued, so the job
 # counts the quota sees do not move under the test. Every rankqld started here is stopped by
@@ -322,5 +323,40 @@ out=$(timeout 60 "$RANKQLD" --data-dir "$DATA" --pg-no-sync --workers 0 --listen
 check_eq "0.0.0.0 with every token revoked: exits 2" 2 "$rc"
 check_contains "  … explains rankql token create" "rankql -H 127.0.0.1:PORT token create" "$out"
 check "  … and leaves no PostgreSQL running" test ! -f "$DATA/pg/postmaster.pid"
+
+# ---- 10. model runners run in worker processes, never in rankqld ----------------------------------
+# Statically: rankqld has no worker loop, and nothing rankqld runs outside executor/workers/
+# claims a job or calls a runner or a strategy plugin's run.
+check "rankqld is linked without the worker loop (worker_run)" \
+  bash -c "! nm '$RANKQLD' | grep -q ' T worker_run$'"
+callers=$(cd "$RANKQL_ROOT" && grep -rlE 'queue_claim|job_runner_find|exec_runner_embed|onnx_runner_embed|[^_]ext_run\(' \
+  --include='*.c' server executor planner queue extensions | grep -vE '^(executor/workers/|queue/queue\.c|extensions/run\.c)')
+check_eq "no rankqld code path claims jobs or runs a runner or plugin" "" "$callers"
+# At run time: an exec model that records its parent process, ranked by a rankqld with a
+# local worker. Every run of the command (its registration check, its embed jobs) must have
+# rankql-worker as its parent.
+REC=$SCRATCH/parents
+cat >"$SCRATCH/model.sh" <<EOF
+#!/bin/sh
+echo "\$(cat /proc/\$PPID/comm) \$PPID" >>'$REC'
+exec python3 '$RANKQL_ROOT/examples/exec/embed_mean.py'
+EOF
+chmod 755 "$SCRATCH/model.sh"
+if command -v python3 >/dev/null && start "$SCRATCH/c.err" --listen "127.0.0.1:$PORT" --workers 1 --max-wait 60; then
+  q "" "REGISTER MODEL \"s/exec\" (runner, modality, spec, batch_size) VALUES ('exec', 'image', {command: [\"$SCRATCH/model.sh\"], timeout_seconds: 60}, 256);"
+  expect "an exec model registers" 200
+  for _ in $(seq 1 8); do
+    q "" "SELECT name FROM models WHERE name = 's/exec' ORDER BY err $RANK_TR WAIT;"
+    [ "$(jf .status)" = complete ] && break
+    sleep 2
+  done
+  check "the exec model ran (the command recorded its parent)" test -s "$REC"
+  check_eq "every run's parent is rankql-worker, never rankqld" "" \
+    "$(awk -v srv="$SRV" '$1 != "rankql-worker" || $2 == srv' "$REC" 2>/dev/null)"
+  echo "# exec runs: $(wc -l <"$REC" 2>/dev/null) ($(sort -u "$REC" 2>/dev/null | tr '\n' ' '))"
+  stop
+else
+  not_ok "rankqld with a local worker starts (and python3 is there)"
+fi
 
 finish
