@@ -16,6 +16,8 @@
 #   bench_sh        the successive-halving cost simulator (shift-spec §7.1): SH vs no SH, 1 and 8
 #                   devices, as ratios of the no-SH cost
 #   bench_http      HTTP catalog queries vs the same SQL over libpq (starts rankqld)
+#   bench_replay    search strategies on recorded fine-tune runs through rankqld (scripts/rankql-bench
+#                   replay): regret, cost and ratio to fine-tune-all (skipped without the records)
 #
 # Exits non-zero when a benchmark fails or none was found.
 set -u
