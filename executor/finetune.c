@@ -308,6 +308,13 @@ static bool plan_jobs(ft_task *t, exec_error *err)
                                       : "the replay strategy answers from recorded runs: "
                                         "FINETUNE … WITH a replay dataset (not %s data)",
                           replay_data ? t->trainer : "file");
+    for (size_t i = 0; i < t->test.n; i++)
+        if (t->test.items[i].data.replay || t->test.items[i].data.labels_only ||
+            t->test.items[i].nchanges)
+            return exec_failb(err, 400, "semantic_error", pos,
+                              "test dataset \"%s\" must be a registered file dataset with "
+                              "examples (not replay, not labels only)",
+                              json_string_value(json_object_get(t->test.items[i].data.obj, "name")));
     if (t->test.n && replay_data)
         return exec_failb(err, 400, "semantic_error", pos,
                           "a replay fine-tune is tested on its task's own test split: drop test");

@@ -259,6 +259,10 @@ query 'FINETUNE "r/alpha" WITH "r/dmlab" USING "head" WAIT;' 60
 expect "7: head on a replay dataset: 400" 400 semantic_error
 query 'FINETUNE "t/pca-8" WITH "r/dmlab" WAIT;' 60
 expect "7: a builtin model on replay data: 400" 400 semantic_error
+query "FINETUNE \"t/pca-8\" WITH \"tr\" USING \"head(test='r/dmlab')\" WAIT;" 60
+expect "7: a replay dataset as the test data of a head: 400" 400 semantic_error
+query "FINETUNE \"t/pca-8\" WITH \"tr\" USING \"head(test='te[5:x]')\" WAIT;" 60
+expect "7: a malformed test slice: 400" 400 semantic_error
 
 # ---- 8. a variable of models ------------------------------------------------------------------
 section "case 8"
