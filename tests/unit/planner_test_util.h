@@ -74,7 +74,8 @@ static inline void assert_contains(const char *haystack, const char *needle)
 static inline void assert_sql_structural(const plan *p)
 {
     static const char *const constants[] = {"'image'", "'text'", "'number'", "'string'",
-                                            "'boolean'", "'null'", "'true'", "'{}'", NULL};
+                                            "'boolean'", "'null'", "'true'", "'{}'",
+                                            "'INVALID'", "'NONUSABLE'", NULL};
     char *s = xstrdup(p->sql);
     for (size_t i = 0; constants[i]; i++) {
         size_t n = strlen(constants[i]);
