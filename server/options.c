@@ -20,7 +20,7 @@
 #define MAX_MAX_WAIT (30 * 86400)
 #define DEFAULT_MAX_QUERY (256 * 1024)
 #define DEFAULT_MAX_RESULT (64 * 1024 * 1024)
-#define DEFAULT_MAX_CONCURRENT 8
+#define DEFAULT_MAX_CONCURRENT 64
 
 static void usage(FILE *out)
 {
@@ -49,7 +49,7 @@ static void usage(FILE *out)
             "                        0 = no limit); the jobs keep running after it\n"
             "  --max-query SIZE      longest query text of a request (default 256K)\n"
             "  --max-result SIZE     largest results of a request, as JSON (default 64M)\n"
-            "  --max-concurrent-queries N  queries one session runs at once (default 8;\n"
+            "  --max-concurrent-queries N  queries one session runs at once (default 64;\n"
             "                        0 = no limit)\n"
             "  --quota-jobs N        jobs queued or running per catalog token (default 0 =\n"
             "                        no limit); a ranking that would pass it is refused (429)\n"
