@@ -925,7 +925,7 @@ static void misc_tests(const char *s)
     check(r && has_notice(r, "did you mean num_params"), "notice: a spec field that looks like a column typo");
     json_decref(r);
 
-    expect_error(s, "FINETUNE tv WITH \"fmnist-train\";", 501, "not_implemented", NULL, "501: FINETUNE");
+    expect_error(s, "FINETUNE tv WITH \"fmnist-train\" USING \"head(lr=100)\";", 422, "validation_error", "lr", "FINETUNE: a knob out of range is 422 naming it, before any job");
     expect_error(s, "RANK * FROM image_models TRAINED ON 'a' TESTED ON 'b' BY \"random(seed=1)\";", 404, "not_found", NULL, "RANK … BY a strategy on unknown datasets is 404");
     expect_error(s, "RANK * FROM image_models TRAINED ON 'a' TESTED ON 'b' BY \"nosuch(seed=1)\";", 400, "semantic_error", NULL, "RANK … BY an unknown strategy is 400");
     expect_error(s, "SELECT * FROM image_models ORDER BY err ASC TRAINED ON \"a\" TESTED ON TASK \"b\" CLASSIFIED BY [\"Euclidean NN\"] LIMIT 3;", 404, "not_found", NULL, "task-aware SELECT: an unknown dataset is 404");

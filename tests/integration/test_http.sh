@@ -255,8 +255,9 @@ query "REGISTER MODEL 'bad-model' (modality, runner) VALUES ('image', 'no-such-r
 expect "REGISTER with a bad value: 422" 422 validation_error
 check_eq "the validation error names the field" runner "$(jf .error.field)"
 query "FINETUNE small WITH \"ds-one\";" "$S1"
-if [ "$STATUS" = 501 ] || [ "$STATUS" = 400 ]; then ok "a statement that cannot run yet is not a 500 ($STATUS)"; else
-  not_ok "a statement that cannot run yet is not a 500"; echo "#   $STATUS ${RESP:0:300}"; fi
+# ds-one is a catalogue entry (vtab) that cannot be read here: a 4xx, not a 500.
+if [ "$STATUS" -ge 400 ] && [ "$STATUS" -lt 500 ]; then ok "a statement that cannot run here is not a 500 ($STATUS)"; else
+  not_ok "a statement that cannot run here is not a 500"; echo "#   $STATUS ${RESP:0:300}"; fi
 query "-- only a comment"
 expect "a query with no statement: 200" 200 -
 check_eq "no statement: empty results" 0 "$(jf '.results | length')"
