@@ -215,6 +215,8 @@ $(BUILD)/bin/rankql-worker: $(BUILD)/obj/executor/workers/main/rankql-worker.o $
 $(BUILD)/tests/test_server_%: $(BUILD)/obj/tests/unit/test_server_%.o $(BUILD)/obj/server/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(shell pkg-config --libs cmocka) -o $@
+# audit.o names roles and sources with auth.o's functions.
+$(BUILD)/tests/test_server_audit: $(BUILD)/obj/server/auth.o
 
 $(BUILD)/bin/rankql: $(SHELL_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
