@@ -66,6 +66,12 @@ stmt_rule roles_classify(const ast_node *stmt)
         r.own_only = true;
         break;
     }
+    case AST_CHECK:
+        /* re-checking models submits check jobs and rewrites their status: catalog upkeep */
+        r.label = ((const ast_check *)stmt)->all ? "CHECK MODELS" : "CHECK MODEL";
+        r.action = "check_model";
+        r.submits_jobs = true;
+        break;
     case AST_SHOW: r.label = "SHOW"; break;
     case AST_PRINT: r.label = "PRINT"; break;
     case AST_USE: r.label = "USE"; break;

@@ -50,6 +50,8 @@ static const expect cases[] = {
     {"PURGE CACHE;", "PURGE", "purge", true, false, false},
     {"FINETUNE m WITH \"a\"[0:1000], b USING \"sgd(lr=0.01, epochs=50)\" WAIT;", "FINETUNE",
      "finetune", false, false, true},
+    {"CHECK MODEL \"builtin/pca-32\";", "CHECK MODEL", "check_model", true, false, true},
+    {"CHECK MODELS;", "CHECK MODELS", "check_model", true, false, true},
     {"CANCEL JOB 3;", "CANCEL JOB", "cancel_job", false, true, false},
     {"CANCEL QUERY '7f6c0e9a-3b1d-4c2e-9f00-1a2b3c4d5e6f';", "CANCEL QUERY", "cancel_query", false,
      true, false},
