@@ -40,7 +40,7 @@ usage_error "--slots 0" "--slots: '0' is not a number" --db x --data-dir "$D" --
 usage_error "--slots abc" "--slots: 'abc'" --db x --data-dir "$D" --slots abc
 usage_error "--lease 1" "--lease: '1'" --db x --data-dir "$D" --lease 1
 usage_error "--kinds unknown" "unknown job kind 'bogus'" --db x --data-dir "$D" --kinds embed,bogus
-usage_error "--kinds without runner" "no runner for 'finetune'" --db x --data-dir "$D" --kinds finetune
+usage_error "--kinds without runner" "no runner for 'sh'" --db x --data-dir "$D" --kinds sh
 usage_error "--kinds twice" "'embed' is named twice" --db x --data-dir "$D" --kinds embed,embed
 usage_error "--kinds empty" "name at least one job kind" --db x --data-dir "$D" --kinds ,
 usage_error "unknown option" "unknown option '--frobnicate'" --frobnicate
