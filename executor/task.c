@@ -1524,6 +1524,14 @@ static void estimate_jobs(const task *t, plan_cost *pc)
             cost_rate rate = r == SIZE_MAX ? cost_rate_of(-1, NULL, -1, 0) : pc->rates[r];
             int64_t rows = embed_job_rows(t, j->payload);
             pc->unknown_rows |= rows < 0;
+            /* A fitted extractor fits on the "fit" dataset in every embed job. */
+            const json_t *fit = json_object_get(j->payload, "fit");
+            if (json_is_object(fit) && rows >= 0) {
+                json_t *fp = json_pack("{s:O}", "dataset", fit);
+                int64_t f = embed_job_rows(t, fp);
+                json_decref(fp);
+                rows += f > 0 ? f : 0;
+            }
             double sec = cost_embed_seconds(rate.seconds_per_row, rows);
             *(rate.gpu ? &pc->embed_gpu : &pc->embed_cpu) += sec;
         } else if (strcmp(j->kind, "proxy") == 0) {
@@ -1589,18 +1597,21 @@ static int sh_estimate(const task *t, const plan_cost *pc, const bool *test_cach
                          why, whylen) != 0)
         return -1;
     double *spr = xcalloc(M, sizeof *spr);
+    int64_t *fit = xcalloc(M, sizeof *fit);
     for (size_t m = 0; m < M; m++) {
         size_t r = rate_index(pc, t->models.items[m].id);
         spr[m] = r == SIZE_MAX ? COST_DEFAULT_SECONDS_PER_ROW : pc->rates[r].seconds_per_row;
+        fit[m] = t->models.items[m].needs_fit ? sizes[0] : 0;
     }
     cost_proxy kind = COST_PROXY_NN;
     const json_t *proxy = t->proxies[0].proxy;
     cost_proxy_of(json_string_value(json_object_get(proxy, "name")), &kind);
     const json_t *epochs = json_object_get(json_object_get(proxy, "params"), "num_epochs");
-    cost_task ct = {M, spr, pc->dims, test_cached, total, n_test, 0,
+    cost_task ct = {M, spr, pc->dims, test_cached, fit, total, n_test, 0,
                     json_is_integer(epochs) ? json_integer_value(epochs) : 0, kind};
     int rc = cost_sh_seconds(&ct, sched, est);
     free(spr);
+    free(fit);
     if (rc != 0) {
         sh_schedule_free(sched);
         snprintf(why, whylen, "the schedule does not match the models");

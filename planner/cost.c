@@ -81,14 +81,19 @@ static int64_t dim_of(const cost_task *t, size_t m)
     return t->dims && t->dims[m] > 0 ? t->dims[m] : COST_DEFAULT_DIM;
 }
 
+static int64_t fit_of(const cost_task *t, size_t m)
+{
+    return t->fit_rows && t->fit_rows[m] > 0 ? t->fit_rows[m] : 0;
+}
+
 double cost_full_seconds(const cost_task *t)
 {
     double total = 0;
     for (size_t m = 0; m < t->n_models; m++) {
         double spr = t->seconds_per_row[m];
-        total += cost_embed_seconds(spr, t->n_train);
+        total += cost_embed_seconds(spr, t->n_train + fit_of(t, m));
         if (!(t->test_cached && t->test_cached[m]))
-            total += cost_embed_seconds(spr, t->n_test);
+            total += cost_embed_seconds(spr, t->n_test + fit_of(t, m));
         total += cost_proxy_seconds(t->proxy, t->n_train, t->n_test, dim_of(t, m), t->classes,
                                     t->epochs);
     }
@@ -103,14 +108,14 @@ int cost_sh_seconds(const cost_task *t, const sh_schedule *s, cost_sh *out)
         return -1;
     for (size_t m = 0; m < t->n_models; m++)
         if (!(t->test_cached && t->test_cached[m]))
-            out->test_s += cost_embed_seconds(t->seconds_per_row[m], t->n_test);
+            out->test_s += cost_embed_seconds(t->seconds_per_row[m], t->n_test + fit_of(t, m));
     double M = (double)t->n_models;
     for (int k = 0; k < s->n_rounds; k++) {
         const sh_round *r = &s->rounds[k];
         double all = 0;
         for (size_t m = 0; m < t->n_models; m++) {
             if (r->new_total > 0)
-                all += cost_embed_seconds(t->seconds_per_row[m], r->new_total);
+                all += cost_embed_seconds(t->seconds_per_row[m], r->new_total + fit_of(t, m));
             all += cost_proxy_seconds(t->proxy, r->prefix_total, t->n_test, dim_of(t, m),
                                       t->classes, t->epochs);
         }

@@ -7,7 +7,9 @@
  * Units: seconds of work of one worker slot (a plan with W slots finishes sooner, both plans
  * alike). Formulas:
  *
- *   embed job     rows · s_m + T_job                     s_m: seconds per row of model m
+ *   embed job     (rows + f) · s_m + T_job               s_m: seconds per row of model m;
+ *                                                        f: rows a fitted extractor (PCA)
+ *                                                        fits on, again in every job
  *   proxy job     F_proxy / R_cpu + T_job                R_cpu = COST_CPU_FLOPS
  *     nn          F = 2 · n_train · n_test · d           (distances as one GEMM)
  *     linear      F = 6 · epochs · n_train · d · c + 2 · n_test · d · c
@@ -86,12 +88,16 @@ typedef struct cost_task {
     const double *seconds_per_row;  /* [n_models] */
     const int64_t *dims;            /* [n_models]; NULL or ≤ 0 entries: COST_DEFAULT_DIM */
     const bool *test_cached;        /* [n_models] or NULL: its test embedding exists */
+    /* [n_models] or NULL: rows a fitted extractor (PCA) fits on in every embed job of the
+     * model (the first training dataset), 0 for the others. */
+    const int64_t *fit_rows;
     int64_t n_train, n_test, classes, epochs;
     cost_proxy proxy;
 } cost_task;
 
 /* Every model embeds all N + n_test rows (two embed jobs) and runs one proxy job:
- *   Σ_m [ embed(N) + embed(n_test)·[not test_cached] + proxy(N, n_test, d_m) ] */
+ *   Σ_m [ embed(N + f_m) + embed(n_test + f_m)·[not test_cached] + proxy(N, n_test, d_m) ]
+ * f_m = fit_rows[m]: a fitted extractor fits again in every embed job. */
 double cost_full_seconds(const cost_task *t);
 
 typedef struct cost_sh {
@@ -102,7 +108,7 @@ typedef struct cost_sh {
 } cost_sh;
 
 /* SH with schedule s (for t->n_models models), the survivors of each round costing the pool
- * average: round k = (S_k / M) · Σ_m [ embed(new_k) + proxy(T_k, n_test, d_m) ], new_k and
+ * average: round k = (S_k / M) · Σ_m [ embed(new_k + f_m) + proxy(T_k, n_test, d_m) ], new_k and
  * T_k the round's new and cumulative training rows (s->rounds[k].new_total, prefix_total;
  * no embed job when new_k = 0). Returns 0, or -1 when s does not match t. */
 int cost_sh_seconds(const cost_task *t, const sh_schedule *s, cost_sh *out);

@@ -77,13 +77,20 @@ static void test_full_by_hand(void **state)
     (void)state;
     const double spr[] = {0.001, 0.002};
     const int64_t dims[] = {64, 128};
-    cost_task t = {2, spr, dims, NULL, 1000, 200, 10, 0, COST_PROXY_NN};
+    cost_task t = {2, spr, dims, NULL, NULL, 1000, 200, 10, 0, COST_PROXY_NN};
     /* m0: (1.0 + .05) + (0.2 + .05) + (2·1000·200·64 / 2e10 + .05) = 1.35128
      * m1: (2.0 + .05) + (0.4 + .05) + (2·1000·200·128 / 2e10 + .05) = 2.55256 */
     assert_float_equal(cost_full_seconds(&t), 3.90384, 1e-12);
     const bool cached[] = {true, false}; /* m0's test embedding exists: − 0.25 */
     t.test_cached = cached;
     assert_float_equal(cost_full_seconds(&t), 3.65384, 1e-12);
+    /* m1 is fitted on 1000 rows in both of its embed jobs: + 2 · 1000 · 0.002. */
+    const int64_t fit[] = {0, 1000};
+    t.fit_rows = fit;
+    assert_float_equal(cost_full_seconds(&t), 3.65384 + 4.0, 1e-12);
+    t.test_cached = NULL; /* m0 is not fitted: its test embedding adds 0.25 only */
+    assert_float_equal(cost_full_seconds(&t), 3.90384 + 4.0, 1e-12);
+    t.fit_rows = NULL;
 }
 
 static void test_sh_by_hand(void **state)
@@ -101,7 +108,7 @@ static void test_sh_by_hand(void **state)
     assert_int_equal(s.rounds[1].new_total, 300);
     const double spr[] = {0.001, 0.001, 0.001, 0.001};
     const int64_t dims[] = {64, 64, 64, 64};
-    cost_task t = {4, spr, dims, NULL, 1000, 200, 10, 0, COST_PROXY_NN};
+    cost_task t = {4, spr, dims, NULL, NULL, 1000, 200, 10, 0, COST_PROXY_NN};
     cost_sh c;
     assert_int_equal(cost_sh_seconds(&t, &s, &c), 0);
     /* test: 4 · (0.2 + .05) = 1.0
@@ -114,6 +121,15 @@ static void test_sh_by_hand(void **state)
     /* The full ranking of the same task: 4 · (1.05 + 0.25 + 0.05128) = 5.40512: SH pays. */
     assert_float_equal(cost_full_seconds(&t), 5.40512, 1e-12);
     assert_true(cost_sh_pays(cost_full_seconds(&t), c.total_s));
+    /* Fitted extractors refit on 1000 rows in each of their 3 SH embed jobs (test, round 0,
+     * round 1; round 1 for half the pool) but in 2 full-ranking jobs: with 4 fitted models,
+     * SH + 4·(1.0 + 1.0 + 0.5) = 12.601536, full + 4·2·1.0 = 13.40512. */
+    const int64_t fit[] = {1000, 1000, 1000, 1000};
+    t.fit_rows = fit;
+    assert_int_equal(cost_sh_seconds(&t, &s, &c), 0);
+    assert_float_equal(c.total_s, 2.601536 + 10.0, 1e-12);
+    assert_float_equal(cost_full_seconds(&t), 5.40512 + 8.0, 1e-12);
+    t.fit_rows = NULL;
     /* A schedule for other models does not fit. */
     t.n_models = 3;
     assert_int_equal(cost_sh_seconds(&t, &s, &c), -1);
@@ -138,7 +154,7 @@ static bool choose_sh(size_t M, double spr_each, int64_t dim, int64_t n_train, i
     sh_schedule s;
     assert_int_equal(sh_schedule_make(&s, (int64_t)M, &n_train, 1, chunk, budget, 2, err,
                                       sizeof err), 0);
-    cost_task t = {M, spr, dims, NULL, n_train, n_test, 10, 0, COST_PROXY_NN};
+    cost_task t = {M, spr, dims, NULL, NULL, n_train, n_test, 10, 0, COST_PROXY_NN};
     cost_sh c;
     assert_int_equal(cost_sh_seconds(&t, &s, &c), 0);
     *full_out = cost_full_seconds(&t);
