@@ -367,6 +367,11 @@ static bool plan_jobs(ft_task *t, exec_error *err)
                 json_object_set_new(payload, "train_data", src);
                 json_object_set_new(payload, "test_data", tsrc);
             } else {
+                /* The fit of the parent's features (PCA and the like): a fine-tuned model
+                 * embeds through its parent with the same fit (embed_job.c). */
+                const json_t *fit = t->train.items[0].data.obj;
+                json_object_set_new(payload, "fit", m->needs_fit ? json_incref((json_t *)fit)
+                                                                 : json_null());
                 json_object_set_new(payload, "train", parts_payload(t, m, &t->train, deps, &ndeps));
                 json_object_set_new(payload, "test", parts_payload(t, m, &t->test, deps, &ndeps));
             }

@@ -15,6 +15,7 @@
 #include "datasets/dataset.h"
 #include "executor/workers/embed/embed.h"
 #include "executor/workers/featstore.h"
+#include "executor/workers/finetune/head_job.h"
 #include "executor/workers/runners/runners.h"
 
 #define DEFAULT_BATCH 1024
@@ -391,4 +392,22 @@ static int store_embed(PGconn *conn, const job_ctx *ctx, const json_t *payload,
     return 0;
 }
 
-const job_runner embed_job_runner = {"embed", run_embed, store_embed};
+/* A fine-tuned head model (finetune/head_job.h): the parent's features, through the head. */
+static int run_embed_any(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
+                         bool *permanent)
+{
+    const json_t *spec = json_object_get(json_object_get(payload, "model"), "spec");
+    if (!finetune_is_head_model(spec))
+        return run_embed(ctx, payload, result, err, permanent);
+    json_t *parent = finetune_head_parent_payload(spec, json_object_get(payload, "dataset"));
+    int rc = run_embed_any(ctx, parent, result, err, permanent);
+    json_decref(parent);
+    if (rc == 0 && finetune_head_features(ctx, spec, *result, err, permanent) != 0) {
+        json_decref(*result);
+        *result = NULL;
+        rc = -1;
+    }
+    return rc;
+}
+
+const job_runner embed_job_runner = {"embed", run_embed_any, store_embed};

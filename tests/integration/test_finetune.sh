@@ -290,5 +290,15 @@ jcheck "9: ... an exec model, child of its parent" '.rows == [["x/centroid", "ex
 query "FINETUNE \"t/pca-8\" WITH \"sm\" USING \"exec\" WAIT;"
 expect "9: exec on a builtin model: 400" 400 semantic_error
 
+# ---- 10. fine-tuned head models rank like any model ---------------------------------------------
+section "case 10"
+# Their features are the parent's (same fit) through the head: logits (linear) or the hidden
+# layer (mlp). The linear head of case 1 was trained on "tr" and scored 1 - err_test on "te";
+# a 1-NN on its logits is a different classifier, so only sanity is checked here.
+query "SELECT name FROM models WHERE finetuned AND name LIKE 't/%' ORDER BY err TRAINED ON \"tr\" TESTED ON TASK \"te\" CLASSIFIED BY [\"Euclidean NN\"] WAIT;" 120
+jcheck "10: a ranking of the fine-tuned head models completes, every one ranked" \
+  '.status == "complete" and (.rows | length) == 5 and ([.rows[][3] | . > 0 and . < 0.6] | all) and ((.failures // []) | length) == 0'
+jcheck "10: ... the linear head of case 1 among them" "[.rows[][1]] | index(\"$NEW1\") != null"
+
 section end
 finish

@@ -315,6 +315,27 @@ static void test_head_job(void **state)
     assert_int_equal(json_integer_value(json_object_get(res, "epochs_run")), 6);
     assert_string_equal(json_string_value(json_object_get(res, "weights_digest")), d1);
     assert_float_equal(json_real_value(json_object_get(res, "test_accuracy")), 0.75, 0);
+    /* The registered model embeds the test rows as the head's logits: their argmax scores
+     * the job's test accuracy again (3 of 4). */
+    static const char EMB_HASH[] =
+        "dd00000000000000000000000000000000000000000000000000000000000005";
+    assert_int_equal(featstore_write(dir, EMB_HASH, tx, ty, 4, 2, 2, &bytes, &err), 0);
+    const json_t *spec = json_object_get(res, "model_spec");
+    assert_true(finetune_is_head_model(spec));
+    job_ctx ectx = {.data_dir = dir, .job_id = 2, .hash = EMB_HASH};
+    json_t *eres = json_pack("{s:i}", "dim", 2);
+    if (finetune_head_features(&ectx, spec, eres, &err, &perm) != 0)
+        fail_msg("head features: %s", err);
+    featfile ff;
+    assert_int_equal(featstore_read(dir, EMB_HASH, &ff, &err), 0);
+    assert_int_equal(ff.dim, 2);
+    assert_int_equal(json_integer_value(json_object_get(eres, "dim")), 2);
+    int right = 0;
+    for (int i = 0; i < 4; i++)
+        right += head_argmax(ff.x + 2 * i, 2) == ff.y[i];
+    assert_int_equal(right, 3);
+    featfile_free(&ff);
+    json_decref(eres);
     json_decref(res);
     json_decref(p);
     /* Without a test set: the last ⌈0.2 · 100⌉ = 20 rows are held out. */

@@ -263,11 +263,12 @@ int finetune_head_run(job_ctx *ctx, const json_t *payload, json_t **result, char
     head_digest(&net, digest);
     const char *kind = k.kind == HEAD_MLP ? "mlp" : "linear";
     uint32_t outdim = k.kind == HEAD_MLP ? net.hidden : net.classes;
+    const json_t *fit = json_object_get(payload, "fit");
     json_t *spec = json_pack(
-        "{s:{s:s, s:s, s:i, s:i, s:i, s:s, s:s}, s:O, s:s}", "head", "path", rel, "kind", kind,
-        "dim", (int)net.dim, "hidden", (int)net.hidden, "classes", (int)net.classes, "output",
-        k.kind == HEAD_MLP ? "hidden" : "logits", "digest", digest, "parent", model, "job",
-        ctx->hash);
+        "{s:{s:s, s:s, s:i, s:i, s:i, s:s, s:s, s:O}, s:O, s:s}", "head", "path", rel, "kind",
+        kind, "dim", (int)net.dim, "hidden", (int)net.hidden, "classes", (int)net.classes,
+        "output", k.kind == HEAD_MLP ? "hidden" : "logits", "digest", digest, "fit",
+        fit ? fit : json_null(), "parent", model, "job", ctx->hash);
     char *newname = xasprintf("%s@ft-%.8s", mname, ctx->hash);
     *result = json_pack(
         "{s:s, s:f, s:f, s:f, s:o, s:s, s:s, s:s, s:o, s:i, s:I, s:I, s:I, s:I, s:i, s:b, "
@@ -293,5 +294,76 @@ out:
     free(ckpt);
     free(wpath);
     free(rel);
+    return rc;
+}
+
+/* ---- embedding a fine-tuned head model -------------------------------------------------- */
+
+bool finetune_is_head_model(const json_t *spec)
+{
+    const json_t *head = json_object_get(spec, "head");
+    return json_is_object(head) && json_is_string(json_object_get(head, "path")) &&
+           json_is_object(json_object_get(spec, "parent")) &&
+           json_is_string(json_object_get(spec, "job"));
+}
+
+json_t *finetune_head_parent_payload(const json_t *spec, const json_t *dataset)
+{
+    const json_t *fit = json_object_get(json_object_get(spec, "head"), "fit");
+    return json_pack("{s:O, s:O, s:O}", "model", json_object_get(spec, "parent"), "dataset",
+                     dataset, "fit", fit ? fit : json_null());
+}
+
+int finetune_head_features(job_ctx *ctx, const json_t *spec, json_t *result, char **err,
+                           bool *permanent)
+{
+    *permanent = true;
+    const char *data_dir = ctx->data_dir ? ctx->data_dir : ".";
+    const json_t *head = json_object_get(spec, "head");
+    const char *rel = json_string_value(json_object_get(head, "path"));
+    const char *job = json_string_value(json_object_get(spec, "job"));
+    const char *want = json_string_value(json_object_get(head, "digest"));
+    bool hidden = json_is_string(json_object_get(head, "output")) &&
+                  strcmp(json_string_value(json_object_get(head, "output")), "hidden") == 0;
+    char *path = xasprintf("%s/%s", data_dir, rel);
+    head_net net = {0};
+    featfile f = {0};
+    bool missing;
+    int rc = -1;
+    if (head_file_read(path, job, &net, NULL, &missing, err) != 0)
+        goto out;
+    char digest[65];
+    head_digest(&net, digest);
+    if (want && strcmp(want, digest) != 0) {
+        *err = xasprintf("the head weights %s changed since the fine-tune (digest %.12s…, now "
+                         "%.12s…)", rel, want, digest);
+        goto out;
+    }
+    if (featstore_read(data_dir, ctx->hash, &f, err) != 0)
+        goto out;
+    if (f.dim != net.dim) {
+        *err = xasprintf("the parent's features have %u dimensions, the head was trained on %u",
+                         f.dim, net.dim);
+        goto out;
+    }
+    uint32_t out_dim = hidden && net.kind == HEAD_MLP ? net.hidden : net.classes;
+    float *y = xmalloc(((size_t)f.rows * out_dim + 1) * sizeof *y);
+    float *tmp = xmalloc((net.dim + net.hidden + 1) * sizeof *tmp);
+    for (uint64_t i = 0; i < f.rows; i++)
+        head_apply(&net, f.x + i * f.dim, hidden, y + i * out_dim, tmp);
+    free(tmp);
+    uint64_t bytes = 0;
+    rc = featstore_write(data_dir, ctx->hash, y, f.y, f.rows, out_dim, f.num_classes, &bytes, err);
+    free(y);
+    if (rc != 0) {
+        *permanent = false;
+        goto out;
+    }
+    json_object_set_new(result, "dim", json_integer((json_int_t)out_dim));
+    json_object_set_new(result, "bytes", json_integer((json_int_t)bytes));
+out:
+    free(path);
+    head_net_free(&net);
+    featfile_free(&f);
     return rc;
 }
