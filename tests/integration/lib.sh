@@ -111,11 +111,12 @@ rq_as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@";
 # rq_start LOG ARGS…: starts $RANKQLD ARGS… in the background with stderr to LOG; sets RQ_PID
 # and returns 0 once it logs "listening on" (1 if it exits or takes over 60 s).
 rq_start() {
-  local log=$1 _; shift
+  local log=$1 n0 _; shift
+  n0=$(grep -cs '^rankqld: listening on ' "$log"); n0=${n0:-0}   # LOG may hold earlier runs
   "$RANKQLD" "$@" 2>>"$log" &
   RQ_PID=$!
   for _ in $(seq 1 600); do
-    grep -qs '^rankqld: listening on ' "$log" && return 0
+    [ "$(grep -cs '^rankqld: listening on ' "$log")" -gt "$n0" ] && return 0
     kill -0 "$RQ_PID" 2>/dev/null || return 1
     sleep 0.1
   done
