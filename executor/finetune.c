@@ -246,22 +246,6 @@ static ast_list *test_ref(arena *a, const char *text, ast_pos pos)
 
 /* ---- jobs ------------------------------------------------------------------------------- */
 
-static json_t *parts_payload(ft_task *t, const ft_model *m, const part_list *parts,
-                             size_t ftjob_deps[], size_t *ndeps)
-{
-    json_t *arr = json_array();
-    const json_t *fit = t->train.n ? t->train.items[0].data.obj : NULL;
-    for (size_t i = 0; i < parts->n; i++) {
-        json_t *payload = json_pack("{s:O, s:O, s:O}", "model", m->obj, "dataset",
-                                    parts->items[i].data.obj, "fit",
-                                    m->needs_fit && fit ? fit : json_null());
-        size_t e = task_job_set_add(&t->jobs, "embed", payload);
-        ftjob_deps[(*ndeps)++] = e;
-        json_array_append_new(arr, json_pack("{s:s}", "features", t->jobs.items[e].hash));
-    }
-    return arr;
-}
-
 static json_t *dataset_refs(const part_list *parts)
 {
     json_t *arr = json_array();
@@ -315,6 +299,9 @@ static bool plan_jobs(ft_task *t, exec_error *err)
                               "test dataset \"%s\" must be a registered file dataset with "
                               "examples (not replay, not labels only)",
                               json_string_value(json_object_get(t->test.items[i].data.obj, "name")));
+    if (t->test.n > 1)
+        return exec_failb(err, 400, "semantic_error", pos,
+                          "test names one dataset, not %zu", t->test.n);
     if (t->test.n && replay_data)
         return exec_failb(err, 400, "semantic_error", pos,
                           "a replay fine-tune is tested on its task's own test split: drop test");
@@ -352,13 +339,14 @@ static bool plan_jobs(ft_task *t, exec_error *err)
                                       : ": it has no features (use the replay strategy on "
                                         "replay data)");
             }
-            json_t *tarr = dataset_refs(&t->test);
-            payload = json_pack("{s:s, s:O, s:o, s:O?, s:O}", "runner", t->trainer, "model",
-                                m->obj, "datasets", dataset_refs(&t->train), "test_dataset",
-                                json_array_get(tarr, 0), "knobs", t->knobs);
-            json_decref(tarr);
             if (strcmp(t->trainer, "exec") == 0) {
                 /* The command reads the data itself: the dataset objects, no embed jobs. */
+                json_t *tarr = dataset_refs(&t->test);
+                payload = json_pack("{s:s, s:O, s:o, s:O?, s:O}", "runner", t->trainer,
+                                    "model", m->obj, "datasets", dataset_refs(&t->train),
+                                    "test_dataset", json_array_get(tarr, 0), "knobs",
+                                    t->knobs);
+                json_decref(tarr);
                 json_t *src = json_array(), *tsrc = json_array();
                 for (size_t k = 0; k < t->train.n; k++)
                     json_array_append(src, t->train.items[k].data.obj);
@@ -367,13 +355,30 @@ static bool plan_jobs(ft_task *t, exec_error *err)
                 json_object_set_new(payload, "train_data", src);
                 json_object_set_new(payload, "test_data", tsrc);
             } else {
-                /* The fit of the parent's features (PCA and the like): a fine-tuned model
-                 * embeds through its parent with the same fit (embed_job.c). */
-                const json_t *fit = t->train.items[0].data.obj;
-                json_object_set_new(payload, "fit", m->needs_fit ? json_incref((json_t *)fit)
-                                                                 : json_null());
-                json_object_set_new(payload, "train", parts_payload(t, m, &t->train, deps, &ndeps));
-                json_object_set_new(payload, "test", parts_payload(t, m, &t->test, deps, &ndeps));
+                /* One builder for FINETUNE and strategies (finetune.h), so one fine-tune
+                 * is one job whoever asks. */
+                json_t *train = json_array();
+                for (size_t k = 0; k < t->train.n; k++)
+                    json_array_append(train, t->train.items[k].data.obj);
+                char *e = NULL;
+                const char *bad;
+                json_t *jobs = finetune_head_jobs(m->obj, train,
+                                                  t->test.n ? t->test.items[0].data.obj : NULL,
+                                                  t->knobs, &e, &bad);
+                json_decref(train);
+                if (!jobs) {
+                    exec_fail(err, 500, "internal_error", pos, "%s", e);
+                    free(e);
+                    free(deps);
+                    return false;
+                }
+                size_t last = json_array_size(jobs) - 1;
+                for (size_t k = 0; k < last; k++)
+                    deps[ndeps++] = task_job_set_add(
+                        &t->jobs, "embed",
+                        json_incref(json_object_get(json_array_get(jobs, k), "payload")));
+                payload = json_incref(json_object_get(json_array_get(jobs, last), "payload"));
+                json_decref(jobs);
             }
         }
         m->job = task_job_set_add(&t->jobs, "finetune", payload);

@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "executor/workers/finetune/finetune.h"
 #include "executor/workers/jobs.h"
+#include "queue/queue.h"
 
 #define FIXTURE "tests/fixtures/replay-records.csv"
 
@@ -186,6 +187,69 @@ static void test_knob_overrides_and_errors(void **state)
     resolve_fails("replay", json_pack("{s:i}", "lr", 3), "lr", "replay fine-tunes take no knobs");
 }
 
+/* ---- head job builder ------------------------------------------------------------------- */
+
+static json_t *ds(int id, int start, int stop)
+{
+    return json_pack("{s:i, s:s, s:s, s:s, s:{}, s:n, s:i, s:i}", "id", id, "name", "d", "format",
+                     "idx", "location", "/x", "spec", "digest", "start", start, "stop", stop);
+}
+
+static void test_head_jobs(void **state)
+{
+    (void)state;
+    json_t *pca = json_pack("{s:i, s:s, s:s, s:s, s:{s:s, s:i}, s:n}", "id", 4, "name", "p",
+                            "runner", "builtin", "modality", "image", "spec", "extractor", "pca",
+                            "k", 8, "batch_size");
+    json_t *train = json_pack("[o, o]", ds(1, 0, 100), ds(2, 100, 200));
+    json_t *test = ds(3, 0, 50);
+    char *err = NULL;
+    const char *bad;
+    json_t *jobs = finetune_head_jobs(pca, train, test, NULL, &err, &bad);
+    assert_non_null(jobs);
+    assert_int_equal(json_array_size(jobs), 4);
+    for (size_t i = 0; i < 4; i++) {
+        const json_t *j = json_array_get(jobs, i);
+        const char *kind = json_string_value(json_object_get(j, "kind"));
+        assert_string_equal(kind, i < 3 ? "embed" : "finetune");
+        char hex[HASH_HEX_LEN + 1];
+        queue_job_hash(kind, json_object_get(j, "payload"), hex);
+        assert_string_equal(json_string_value(json_object_get(j, "hash")), hex);
+        /* A PCA is fitted on the first training dataset, for every part. */
+        if (i < 3)
+            assert_true(json_equal(json_object_get(json_object_get(j, "payload"), "fit"),
+                                   json_array_get(train, 0)));
+    }
+    const json_t *ft = json_array_get(jobs, 3), *p = json_object_get(ft, "payload");
+    json_t *want_deps = json_pack("[i, i, i]", 0, 1, 2);
+    assert_true(json_equal(json_object_get(ft, "deps"), want_deps));
+    json_decref(want_deps);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(p, "train"), 1), "features")),
+                        json_string_value(json_object_get(json_array_get(jobs, 1), "hash")));
+    assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(p, "test"), 0), "features")),
+                        json_string_value(json_object_get(json_array_get(jobs, 2), "hash")));
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(p, "test_dataset"), "id")), 3);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(p, "knobs"), "epochs")), 30);
+    json_decref(jobs);
+    /* A raw extractor is not fitted; no test dataset: no test part. */
+    json_object_set_new(json_object_get(pca, "spec"), "extractor", json_string("raw"));
+    json_object_del(json_object_get(pca, "spec"), "k");
+    jobs = finetune_head_jobs(pca, train, NULL, NULL, &err, &bad);
+    assert_int_equal(json_array_size(jobs), 3);
+    assert_true(json_is_null(json_object_get(json_object_get(json_array_get(jobs, 0), "payload"), "fit")));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(json_array_get(jobs, 2), "payload"), "test")), 0);
+    json_decref(jobs);
+    /* Knobs are checked. */
+    json_t *k = json_pack("{s:i}", "epochs", 0);
+    assert_null(finetune_head_jobs(pca, train, NULL, k, &err, &bad));
+    assert_string_equal(bad, "epochs");
+    free(err);
+    json_decref(k);
+    json_decref(pca);
+    json_decref(train);
+    json_decref(test);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -194,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_replay_payload_errors),
         cmocka_unit_test(test_knob_defaults),
         cmocka_unit_test(test_knob_overrides_and_errors),
+        cmocka_unit_test(test_head_jobs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

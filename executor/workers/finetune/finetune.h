@@ -33,6 +33,19 @@
  * that the pair is recorded: the job fails permanently when it is not. */
 json_t *finetune_replay_payload(const json_t *model, const json_t *dataset, char **err);
 
+/* The jobs of a head fine-tune, in submission order: one embed job per training dataset, one
+ * per test dataset, then the finetune job, which depends on all of them:
+ *   [{"kind": "embed", "payload": {"model", "dataset", "fit"}, "hash"}, …,
+ *    {"kind": "finetune", "payload": {"runner": "head", …}, "hash", "deps": [0, 1, …]}]
+ * model is a model object as embed jobs name it ({"id", "name", "runner", "modality", "spec",
+ * "batch_size"}); train a non-empty array of dataset objects as embed jobs name them ({"id",
+ * "name", "format", "location", "spec", "digest", "start", "stop"}); test one such object or
+ * NULL (then the training tail is held out); knobs as written (NULL = the defaults). A
+ * builtin model whose extractor is fitted (PCA, …) is fitted on train[0], like a ranking's.
+ * Returns a new array, or NULL with *err (a knob: *bad_knob names it; caller frees err). */
+json_t *finetune_head_jobs(const json_t *model, const json_t *train, const json_t *test,
+                           const json_t *knobs, char **err, const char **bad_knob);
+
 /* ---- knobs ------------------------------------------------------------------------------ */
 
 /* Knob types (Rafiki's): a fixed value, a categorical choice, an integer or real range
