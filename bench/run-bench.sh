@@ -18,6 +18,9 @@
 #   bench_http      HTTP catalog queries vs the same SQL over libpq (starts rankqld)
 #   bench_replay    search strategies on recorded fine-tune runs through rankqld (scripts/rankql-bench
 #                   replay): regret, cost and ratio to fine-tune-all (skipped without the records)
+#   bench_load      wrk at 64 connections, 30 s per round: catalog queries (baseline) vs a mix
+#                   with cached rankings, p50/p99, rankqld's RSS per round; the one benchmark
+#                   that fails a run: on any non-2xx answer or socket error (bench/load_mix.lua)
 #
 # Exits non-zero when a benchmark fails or none was found.
 set -u
