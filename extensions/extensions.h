@@ -26,7 +26,8 @@ typedef struct ext_strategy {
     rqx_param *params;           /* owned copy of the schema */
     size_t nparams;
     double timeout_seconds;
-    /* EXT_BUILTIN, EXT_SO */
+    unsigned abi_version;        /* of the descriptor (EXT_BUILTIN, EXT_SO); 0 = unknown */
+    /* EXT_BUILTIN, EXT_SO; NULL for a described C plugin (ext_registry_describe) */
     const rankql_extension *ext;
     void *dl;                    /* dlopen handle (EXT_SO) */
     /* EXT_PROCESS */
@@ -46,6 +47,11 @@ typedef struct ext_registry {
  * loaded (bad manifest, wrong ABI, duplicate name, …) is skipped with a warning. Returns
  * NULL with *err when dir cannot be read. */
 ext_registry *ext_registry_load(const char *dir, char **err);
+
+/* The same registry for a process that never runs plugins (rankqld): each C plugin is
+ * dlopen'ed and described in a child process (10 s limit), so none of its code runs in the
+ * caller; its strategy has ext = NULL and cannot be run from this registry. */
+ext_registry *ext_registry_describe(const char *dir, char **err);
 void ext_registry_free(ext_registry *r);
 
 /* The extensions directory of rankqld and rankql-worker: flag (--extensions; NULL when not

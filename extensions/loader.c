@@ -14,7 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/util.h"
@@ -601,6 +605,7 @@ static bool from_descriptor(const rankql_extension *e, ext_strategy *s, char **e
     s->params = params_copy(e->params, e->nparams);
     s->nparams = e->nparams;
     s->timeout_seconds = e->timeout_seconds > 0 ? e->timeout_seconds : EXT_DEFAULT_TIMEOUT_SECONDS;
+    s->abi_version = e->abi_version;
     s->ext = e;
     return true;
 }
@@ -635,6 +640,142 @@ static void load_so(ext_registry *r, const char *path)
     s.path = xstrdup(path);
     s.dl = dl;
     add(r, &s, path);
+}
+
+/* ---- describing a C plugin without loading it here ----------------------------------- */
+
+/* How long a plugin may take to describe itself (dlopen, constructors, the entry point). */
+enum { DESCRIBE_TIMEOUT_MS = 10000 };
+
+/* In the child: the plugin's description as JSON text on fd, {"name", "version",
+ * "description", "timeout", "abi", "params"} or {"error"}. */
+static void describe_to_fd(const char *path, int fd)
+{
+    json_t *out;
+    void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    void *sym = dl ? dlsym(dl, RANKQL_EXTENSION_ENTRY) : NULL;
+    if (dl && !sym)
+        sym = dlsym(dl, RANKQL_EXTENSION_ENTRY_V1);
+    if (!dl) {
+        out = json_pack("{s:s}", "error", dlerror());
+    } else if (!sym) {
+        out = json_pack("{s:s+}", "error", "no symbol " RANKQL_EXTENSION_ENTRY " or "
+                        RANKQL_EXTENSION_ENTRY_V1, " (see extensions/rankql_extension.h)");
+    } else {
+        rankql_extension_entry_fn entry;
+        memcpy(&entry, &sym, sizeof entry);
+        ext_strategy st;
+        char *err = NULL;
+        if (from_descriptor(entry(), &st, &err)) {
+            out = json_pack("{s:s, s:s, s:s, s:f, s:i, s:o}", "name", st.name, "version",
+                            st.version, "description", st.description, "timeout",
+                            st.timeout_seconds, "abi", (int)st.abi_version, "params",
+                            ext_params_json(&st));
+        } else {
+            out = json_pack("{s:s}", "error", err);
+        }
+    }
+    char *text = out ? json_dumps(out, JSON_COMPACT) : NULL;
+    for (size_t off = 0, len = text ? strlen(text) : 0; off < len;) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+/* Reads the child's answer until EOF or the deadline; NULL on timeout. */
+static char *read_answer(int fd, int timeout_ms)
+{
+    strbuf sb = {0};
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = timeout_ms - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0) {
+            strbuf_free(&sb);
+            return NULL;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int pr = poll(&pfd, 1, (int)left);
+        if (pr < 0 && errno == EINTR)
+            continue;
+        if (pr <= 0)
+            continue; /* the deadline check above ends it */
+        char buf[4096];
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        strbuf_append(&sb, buf, (size_t)n);
+    }
+    return strbuf_detach(&sb);
+}
+
+/* rankqld's way of reading a C plugin: dlopen, its constructors and its entry point run in a
+ * child process that writes the description back, so no plugin code ever runs inside
+ * rankqld (a plugin that crashes or hangs while describing itself is skipped with a
+ * warning). The strategy has no descriptor here (ext = NULL): only workers run plugins. */
+static void describe_so(ext_registry *r, const char *path)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        warn(r, "%s skipped: pipe: %s", path, strerror(errno));
+        return;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        warn(r, "%s skipped: fork: %s", path, strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        describe_to_fd(path, fds[1]);
+        _exit(0);
+    }
+    close(fds[1]);
+    char *text = read_answer(fds[0], DESCRIBE_TIMEOUT_MS);
+    close(fds[0]);
+    if (!text)
+        kill(pid, SIGKILL);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    json_t *j = text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    const char *why = json_string_value(json_object_get(j, "error"));
+    ext_strategy s = {0};
+    char *perr = NULL;
+    if (!text && !j)
+        warn(r, "%s skipped: it took over %d s to describe itself", path, DESCRIBE_TIMEOUT_MS / 1000);
+    else if (WIFSIGNALED(status))
+        warn(r, "%s skipped: it crashed while describing itself (signal %d)", path, WTERMSIG(status));
+    else if (why)
+        warn(r, "%s skipped: %s", path, why);
+    else if (!json_is_object(j) || !json_is_string(json_object_get(j, "name")))
+        warn(r, "%s skipped: no description came back", path);
+    else if (ext_params_parse(json_object_get(j, "params"), &s.params, &s.nparams, &perr) != 0) {
+        warn(r, "%s skipped: %s", path, perr);
+        free(perr);
+    } else {
+        s.name = xstrdup(json_string_value(json_object_get(j, "name")));
+        s.version = xstrdup(json_string_value(json_object_get(j, "version")));
+        s.description = xstrdup(json_string_value(json_object_get(j, "description")));
+        s.timeout_seconds = json_number_value(json_object_get(j, "timeout"));
+        s.abi_version = (unsigned)json_integer_value(json_object_get(j, "abi"));
+        s.kind = EXT_SO;
+        s.path = xstrdup(path);
+        add(r, &s, path);
+    }
+    json_decref(j);
 }
 
 static char *resolve_command(const char *dir, const char *arg0)
@@ -757,7 +898,7 @@ static bool ends_with(const char *s, const char *suffix)
     return n > k && strcmp(s + n - k, suffix) == 0;
 }
 
-ext_registry *ext_registry_load(const char *dir, char **err)
+static ext_registry *registry_load(const char *dir, bool describe_only, char **err)
 {
     ext_registry *r = xcalloc(1, sizeof *r);
     ext_strategy s;
@@ -801,7 +942,10 @@ ext_registry *ext_registry_load(const char *dir, char **err)
     for (size_t i = 0; i < n; i++) {
         if (ends_with(names[i], ".so")) {
             char *path = xasprintf("%s/%s", dir, names[i]);
-            load_so(r, path);
+            if (describe_only)
+                describe_so(r, path);
+            else
+                load_so(r, path);
             free(path);
         } else {
             load_manifest(r, dir, names[i]);
@@ -810,6 +954,16 @@ ext_registry *ext_registry_load(const char *dir, char **err)
     }
     free(names);
     return r;
+}
+
+ext_registry *ext_registry_load(const char *dir, char **err)
+{
+    return registry_load(dir, false, err);
+}
+
+ext_registry *ext_registry_describe(const char *dir, char **err)
+{
+    return registry_load(dir, true, err);
 }
 
 /* ---- the process-wide registry -------------------------------------------------------- */

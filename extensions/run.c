@@ -103,6 +103,8 @@ unsigned ext_abi_of(const ext_strategy *s)
 {
     if (s->kind == EXT_PROCESS)
         return 2;
+    if (s->abi_version)
+        return s->abi_version;
     return s->ext ? s->ext->abi_version : 1;
 }
 
@@ -730,6 +732,12 @@ json_t *ext_run(const ext_strategy *s, const json_t *params, const json_t *model
                 const json_t *datasets, ext_run_opts *opts, char **err, bool *permanent)
 {
     *permanent = true;
+    if ((s->kind == EXT_BUILTIN || s->kind == EXT_SO) && !s->ext) {
+        /* A strategy of ext_registry_describe: rankqld knows it, only workers run it. */
+        *err = xasprintf("strategy %s: this process only describes plugins (a worker runs them)",
+                         s->name);
+        return NULL;
+    }
     json_t *request = json_pack("{s:s, s:s, s:O, s:O, s:O}", "strategy", s->name, "version",
                                 s->version, "params", params, "models", models, "datasets",
                                 datasets);

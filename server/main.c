@@ -268,7 +268,8 @@ int main(int argc, char **argv)
     if ((rc = load_tokens(&cfg, &su.tokens)) >= 0)
         return rc;
     /* Strategy plugins: rankqld reads their names and parameter schemas (RANK … BY
-     * validation, SHOW EXTENSIONS) and never runs one; the local worker, which inherits
+     * validation, SHOW EXTENSIONS) — C plugins described by a child process, so none of
+     * their code runs here — and never runs one; the local worker, which inherits
      * RANKQL_EXTENSIONS, loads the same directory and runs them (docs/extensions.md). */
     char *ext_dir = NULL, *ext_err = NULL;
     if (ext_resolve_dir(cfg.extensions, cfg.data_dir, &ext_dir, &ext_err) != 0) {
@@ -277,7 +278,7 @@ int main(int argc, char **argv)
         auth_free(su.tokens);
         return rc;
     }
-    ext_registry *extensions = cfg.migrate_only ? NULL : ext_registry_load(ext_dir, &ext_err);
+    ext_registry *extensions = cfg.migrate_only ? NULL : ext_registry_describe(ext_dir, &ext_err);
     if (!cfg.migrate_only && !extensions) {
         fprintf(stderr, "rankqld: %s\n", ext_err);
         free(ext_err);

@@ -377,6 +377,68 @@ static void test_so_plugin(void **state)
     free(a), free(b), free(junk), free(proxy), free(abs), free(so);
 }
 
+/* Whether a file of that name is mapped into this process. */
+static bool mapped(const char *name)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    char line[8192];
+    bool found = false;
+    while (f && fgets(line, sizeof line, f))
+        if (strstr(line, name))
+            found = true;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* rankqld's registry (ext_registry_describe): the same strategies, names and schemas, with
+ * the plugin dlopen'ed only in a child process, so none of its code is in this one. Runs
+ * before test_so_plugin, which loads it here. */
+static void test_so_described(void **state)
+{
+    (void)state;
+    char *so = plugin_so();
+    if (!so || access(so, R_OK) != 0) {
+        printf("# skipped: no %s (make build/tests/extensions/test_plugin.so)\n", so ? so : "?");
+        free(so);
+        skip();
+    }
+    char dir[] = "/tmp/rankql-ext-desc-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *a = xasprintf("%s/a.so", dir), *b = xasprintf("%s/b.so", dir);
+    char *junk = xasprintf("%s/junk.so", dir);
+    char *abs = realpath(so, NULL);
+    assert_int_equal(symlink(abs, a), 0);
+    assert_int_equal(symlink(abs, b), 0);
+    FILE *f = fopen(junk, "w");
+    fputs("not an ELF file", f);
+    fclose(f);
+    char *err = NULL;
+    ext_registry *r = ext_registry_describe(dir, &err);
+    assert_non_null(r);
+    assert_false(mapped("test_plugin.so"));
+    assert_true(has_warning(r, "b.so: strategy \"testc\" skipped: the name is taken"));
+    assert_true(has_warning(r, "junk.so skipped"));
+    const ext_strategy *s = ext_find(r, "TestC");
+    assert_non_null(s);
+    assert_int_equal(s->kind, EXT_SO);
+    assert_null(s->ext);
+    assert_int_equal(s->abi_version, RANKQL_EXTENSION_ABI_VERSION); /* what its descriptor says */
+    assert_int_equal(s->nparams, 3);
+    assert_true(s->timeout_seconds == 3);
+    /* The schema came through: validation works as on the loaded plugin. */
+    expect_param_error(s, "{\"bias\": 11}", "out of range (maximum 10)");
+    expect_param_error(s, "{\"mode\": \"x\"}", "not one of ok, crash");
+    /* and it cannot be run from here. */
+    char *e = run_err(s, "{}", NULL);
+    assert_non_null(strstr(e, "only describes plugins"));
+    free(e);
+    ext_registry_free(r);
+    unlink(a), unlink(b), unlink(junk);
+    rmdir(dir);
+    free(a), free(b), free(junk), free(abs), free(so);
+}
+
 static void test_resolve_dir(void **state)
 {
     (void)state;
@@ -405,7 +467,7 @@ int main(void)
         cmocka_unit_test(test_builtins_only),   cmocka_unit_test(test_params),
         cmocka_unit_test(test_schema_parse),    cmocka_unit_test(test_random),
         cmocka_unit_test(test_check_ranking),   cmocka_unit_test(test_process_plugins),
-        cmocka_unit_test(test_so_plugin),       cmocka_unit_test(test_resolve_dir),
+        cmocka_unit_test(test_so_described),    cmocka_unit_test(test_so_plugin),       cmocka_unit_test(test_resolve_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
