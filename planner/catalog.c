@@ -44,7 +44,7 @@ static const catalog_column columns[] = {
     {"hash", "t.hash", CT_TEXT, JOBS},
     {"kind", "t.kind", CT_TEXT, JOBS},
     {"status", "t.status", CT_TEXT, ALL_MODELS | JOBS},
-    /* models: what their check measured (sql/007_model_checks.sql) */
+    /* models: what their check measured (sql/006_model_checks.sql) */
     {"status_message", "t.status_message", CT_TEXT, ALL_MODELS},
     {"latency_ms", "t.latency_ms", CT_FLOAT, ALL_MODELS},
     {"measured_on", "t.measured_on", CT_TEXT, ALL_MODELS},

@@ -1,7 +1,7 @@
 /* The check job (docs/jobs.md "Check jobs"): one registered model is loaded through its
  * runner, run on a few synthetic samples of its modality and input size, its output checked
  * (rows × dimension, finite) and its latency per sample measured on this worker. The
- * verdict is a model status (sql/007_model_checks.sql):
+ * verdict is a model status (sql/006_model_checks.sql):
  *
  *   USABLE     ran and passed every check
  *   NONUSABLE  ran, but its output is wrong (dimension, non-finite values, malformed)

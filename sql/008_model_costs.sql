@@ -1,4 +1,4 @@
--- 010: measured inference cost per (model, device), for the cost-based planner
+-- 008: measured inference cost per (model, device), for the cost-based planner
 -- (planner/cost.h, docs/language.md "Cost estimates"). Every embed job that finishes adds
 -- its rows and seconds (the "seconds" of its result, docs/jobs.md) to its model's row,
 -- so seconds_per_row is the average over everything that model embedded on that device.

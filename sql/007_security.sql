@@ -1,4 +1,4 @@
--- 008: security (docs/operations.md, "Security"): which token a query ran under, so the
+-- 007: security (docs/operations.md, "Security"): which token a query ran under, so the
 -- job quota (--quota-jobs) can count a token's queued and running jobs and CANCEL can tell
 -- an analyst's own queries from others'; token names unique among live tokens, so that
 -- `rankql token revoke NAME` names one.

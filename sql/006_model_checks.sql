@@ -1,4 +1,4 @@
--- 007: registration checks (docs/language.md "Model checks", docs/jobs.md "Check jobs").
+-- 006: registration checks (docs/language.md "Model checks", docs/jobs.md "Check jobs").
 -- Every model rankql can run is checked by a `check` job on a worker: loaded, run on a few
 -- synthetic samples, its output checked (shape, finiteness) and its latency measured.
 --
@@ -58,7 +58,7 @@ UPDATE models SET status = 'UNCHECKED',
 
 WITH submitted AS (
     INSERT INTO jobs (hash, kind, payload)
-    SELECT encode(sha256(convert_to('migration 007 check ' || m.id, 'UTF8')), 'hex'), 'check',
+    SELECT encode(sha256(convert_to('migration 006 check ' || m.id, 'UTF8')), 'hex'), 'check',
            jsonb_build_object(
                'model', jsonb_build_object('id', m.id, 'name', m.name, 'runner', m.runner,
                                            'modality', m.modality, 'spec', m.spec,
@@ -66,7 +66,7 @@ WITH submitted AS (
                                            'token_length', m.token_length,
                                            'dimension', m.dimension,
                                            'batch_size', m.batch_size),
-               'samples', 16, 'requested', 'migration 007')
+               'samples', 16, 'requested', 'migration 006')
       FROM models m
      WHERE m.status = 'PENDING'
     ON CONFLICT (hash) DO NOTHING
