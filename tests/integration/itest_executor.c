@@ -930,7 +930,7 @@ static void misc_tests(const char *s)
     expect_error(s, "RANK * FROM image_models TRAINED ON 'a' TESTED ON 'b' BY \"nosuch(seed=1)\";", 400, "semantic_error", NULL, "RANK … BY an unknown strategy is 400");
     expect_error(s, "SELECT * FROM image_models ORDER BY err ASC TRAINED ON \"a\" TESTED ON TASK \"b\" CLASSIFIED BY [\"Euclidean NN\"] LIMIT 3;", 404, "not_found", NULL, "task-aware SELECT: an unknown dataset is 404");
     expect_error(s, "SELECT * FROM image_models WHERE source = 'x' ORDER BY err TRAINED ON 'a' TESTED ON 'b' CHUNK 10 BUDGET 20;", 404, "not_found", NULL, "successive halving on unknown datasets is 404");
-    expect_error(s, "SELECT vec FROM rd WHERE probe = tv;", 501, "not_implemented", NULL, "501: SELECT vec … WHERE probe");
+    expect_error(s, "SELECT vec FROM rd WHERE probe = tv;", 400, "semantic_error", NULL, "SELECT vec: a probe fitted per query (PCA) is 400");
     expect_error(s, "CANCEL JOB 999999;", 404, "not_found", NULL, "CANCEL JOB: an unknown job is 404");
     expect_error(s, "CANCEL QUERY 'q1';", 400, "semantic_error", NULL, "CANCEL QUERY: an id that is not a uuid is 400");
     expect_error(s, "CANCEL QUERY '6f1c2a0e-3b7d-4c55-9a43-2d3f0b9e8a11';", 404, "not_found", NULL, "CANCEL QUERY: an unknown query is 404");
