@@ -447,7 +447,8 @@ json_t *exec_finetune(exec_ctx *ctx, const ast_finetune *f, exec_error *err)
 {
     ft_task t = {.f = f};
     json_t *result = result_new("FINETUNE");
-    char *query_id = NULL, *test_name = NULL;
+    char *test_name = NULL;
+    task_run run = {0};
     ast_pos test_pos = f->h.pos;
     arena *a = arena_new();
     if (!read_using(&t, &test_name, &test_pos, err) || !load_models(ctx, &t, err) ||
@@ -489,80 +490,36 @@ json_t *exec_finetune(exec_ctx *ctx, const ast_finetune *f, exec_error *err)
         if (!needed[i])
             t.jobs.items[i].cached = true;
     free(needed);
-    long total = (long)t.jobs.n, cached = 0;
-    for (size_t i = 0; i < t.jobs.n; i++)
-        cached += t.jobs.items[i].cached;
-    long submitted = ctx->dry ? 0 : task_submit_jobs(ctx, &t.jobs, err);
-    if (submitted < 0)
+    if (!task_run_jobs(ctx, &t.jobs, f->wait, f->h.pos, result, &run, err))
         goto fail;
-    if (submitted > 0 && !(query_id = task_record_query(ctx, &t.jobs, err)))
-        goto fail;
-    if (query_id)
-        json_object_set_new(result, "query_id", json_string(query_id));
-    double waited = 0;
-    wait_end end = WAIT_DONE;
-    if (f->wait && submitted > 0) {
-        end = task_wait_for_jobs(ctx, &t.jobs, query_id, err, &waited);
-        if (end == WAIT_ERROR)
-            goto fail;
-        if (end == WAIT_CANCELLED) {
-            exec_fail(err, 499, "cancelled", f->h.pos,
-                      "the WAIT was cancelled; its jobs keep running (CANCEL QUERY '%s' "
-                      "cancels them)", query_id);
-            goto fail;
-        }
-    }
     long failed = 0;
     json_t *rows = result_rows(ctx, &t, &failed, err);
     if (!rows)
         goto fail;
-    job_counts c = {0};
-    if (submitted > 0) {
-        char *ids = task_submitted_ids(&t.jobs);
-        bool counted = task_count_jobs(ctx, ids, &c, err);
-        free(ids);
-        if (!counted) {
-            json_decref(rows);
-            goto fail;
-        }
-    }
     result_set(result,
                json_pack("[s, s, s, s, s, s, s, s, s, s, s, s, s]", "model", "strategy", "knobs",
                          "train_accuracy", "test_accuracy", "elapsed_seconds", "new_model_id",
                          "new_model", "job_id", "status", "attempts", "resumed_from_epoch",
                          "error"),
                rows);
-    long remaining = ctx->dry ? total - cached : c.queued + c.running;
-    json_object_set_new(result, "jobs",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)total,
-                                  "cached", (json_int_t)cached, "submitted",
-                                  (json_int_t)submitted, "remaining", (json_int_t)remaining,
-                                  "failed", (json_int_t)c.failed));
-    json_object_set_new(result, "remaining_jobs", json_integer(remaining));
-    json_object_set_new(result, "status",
-                        json_string(remaining && ctx->dry ? "dry"
-                                    : remaining             ? "running"
-                                    : failed                ? "partial"
-                                                            : "complete"));
-    if (f->wait && submitted > 0)
-        json_object_set_new(result, "wait_seconds", json_real(waited));
-    if (submitted == 0 && remaining == 0 && !failed)
+    long remaining = task_report_jobs(ctx, &t.jobs, &run, f->wait, failed > 0, result, err);
+    if (remaining < 0)
+        goto fail;
+    if (run.submitted == 0 && remaining == 0 && !failed)
         result_notice(result, "all %zu fine-tune%s came from the caches: no job ran", t.nmodels,
                       t.nmodels == 1 ? "" : "s");
-    if (remaining && end == WAIT_TIMEOUT)
-        result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the "
-                              "statement again to collect them", waited, remaining);
-    else if (remaining && !ctx->dry)
+    if (task_still_running(ctx, &run, remaining))
         result_notice(result, "%ld job%s still running: run the statement again, or add WAIT, "
                               "for the results (CANCEL QUERY '%s' cancels them)",
-                      remaining, remaining == 1 ? " is" : "s are", query_id ? query_id : "?");
-    free(query_id);
+                      remaining, remaining == 1 ? " is" : "s are",
+                      run.query_id ? run.query_id : "?");
+    free(run.query_id);
     free(test_name);
     arena_free(a);
     ft_free(&t);
     return result;
 fail:
-    free(query_id);
+    free(run.query_id);
     free(test_name);
     arena_free(a);
     ft_free(&t);

@@ -442,86 +442,38 @@ json_t *exec_similarity_query(exec_ctx *ctx, const ast_select *s, exec_error *er
 {
     sim q = {.s = s};
     json_t *result = result_new("SELECT");
-    char *query_id = NULL;
+    task_run run = {0};
     float **vecs = NULL;
     size_t *lens = NULL;
     char **errors = NULL;
     if (!sim_plan(ctx, &q, result, err))
         goto fail;
-    long cached = 0, total = (long)q.jobs.n;
-    for (size_t i = 0; i < q.jobs.n; i++)
-        cached += q.jobs.items[i].cached;
-    long submitted = ctx->dry ? 0 : task_submit_jobs(ctx, &q.jobs, err);
-    if (submitted < 0)
+    if (!task_run_jobs(ctx, &q.jobs, s->wait, s->h.pos, result, &run, err))
         goto fail;
-    if (submitted > 0 && !(query_id = task_record_query(ctx, &q.jobs, err)))
-        goto fail;
-    if (query_id)
-        json_object_set_new(result, "query_id", json_string(query_id));
-    double waited = 0;
-    wait_end end = WAIT_DONE;
-    if (s->wait && submitted > 0) {
-        end = task_wait_for_jobs(ctx, &q.jobs, query_id, err, &waited);
-        if (end == WAIT_ERROR)
-            goto fail;
-        if (end == WAIT_CANCELLED) {
-            exec_fail(err, 499, "cancelled", s->h.pos,
-                      "the WAIT was cancelled; its jobs keep running (CANCEL QUERY '%s' "
-                      "cancels them)",
-                      query_id);
-            goto fail;
-        }
-    }
     vecs = xcalloc(q.data.n + 1, sizeof *vecs);
     lens = xcalloc(q.data.n + 1, sizeof *lens);
     errors = xcalloc(q.data.n + 1, sizeof *errors);
     if (!load_vectors(ctx, &q, vecs, lens, errors, err))
         goto fail;
     assemble(&q, vecs, lens, errors, result);
-    job_counts c = {0};
-    if (submitted > 0) {
-        char *ids = task_submitted_ids(&q.jobs);
-        bool counted = task_count_jobs(ctx, ids, &c, err);
-        free(ids);
-        if (!counted)
-            goto fail;
-    }
-    long remaining = ctx->dry ? total - cached : c.queued + c.running;
     size_t nknown = 0;
     for (size_t i = 0; i < q.data.n; i++)
         nknown += vecs[i] != NULL;
-    json_object_set_new(result, "jobs",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)total,
-                                  "cached", (json_int_t)cached, "submitted",
-                                  (json_int_t)submitted, "remaining", (json_int_t)remaining,
-                                  "failed", (json_int_t)c.failed));
-    json_object_set_new(result, "remaining_jobs", json_integer(remaining));
-    json_object_set_new(result, "status",
-                        json_string(remaining && ctx->dry ? "dry"
-                                    : remaining             ? "running"
-                                    : nknown < q.data.n     ? "partial"
-                                                            : "complete"));
-    if (s->wait && submitted > 0)
-        json_object_set_new(result, "wait_seconds", json_real(waited));
+    long remaining = task_report_jobs(ctx, &q.jobs, &run, s->wait, nknown < q.data.n, result, err);
+    if (remaining < 0)
+        goto fail;
     if (q.data.n == 0)
         result_notice(result, "no dataset matched the query");
-    else if (submitted == 0 && remaining == 0 && nknown == q.data.n)
+    else if (run.submitted == 0 && remaining == 0 && nknown == q.data.n)
         result_notice(result, "all %zu dataset embeddings came from the cache: no job ran",
                       q.data.n);
-    if (remaining && ctx->dry)
-        result_notice(result, "dry run: %ld job%s would run; nothing was submitted", remaining,
-                      remaining == 1 ? "" : "s");
-    else if (remaining && end == WAIT_TIMEOUT)
-        result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the query "
-                              "again to collect them",
-                      waited, remaining);
-    else if (remaining)
+    if (task_still_running(ctx, &run, remaining))
         result_notice(result,
                       "%zu of %zu dataset embeddings are known; the entries of the others are "
                       "null while %ld job%s run; run the query again, or add WAIT (CANCEL QUERY "
                       "'%s' cancels them)",
                       nknown, q.data.n, remaining, remaining == 1 ? "" : "s",
-                      query_id ? query_id : "?");
+                      run.query_id ? run.query_id : "?");
     goto out;
 fail:
     json_decref(result);
@@ -534,7 +486,7 @@ out:
     free(vecs);
     free(lens);
     free(errors);
-    free(query_id);
+    free(run.query_id);
     sim_free(&q);
     return result;
 }

@@ -1731,7 +1731,7 @@ static json_t *run_task(exec_ctx *ctx, const ast_select *s, const char *since, j
     task t = {.s = s};
     json_t *result = result_new(s->is_rank ? "RANK" : "SELECT");
     cell_value *values = NULL;
-    char *query_id = NULL;    /* once jobs were submitted */
+    task_run run = {0};
     if (!plan_task(ctx, &t, result, err))
         goto fail;
     if (t.sh_choice)
@@ -1745,31 +1745,8 @@ static json_t *run_task(exec_ctx *ctx, const ast_select *s, const char *since, j
         task_free(&t);
         return result;
     }
-    long cached = 0, total = (long)t.jobs.n;
-    for (size_t i = 0; i < t.jobs.n; i++)
-        cached += t.jobs.items[i].cached;
-    /* A dry run only looks: what is known, and how much work is left. */
-    long submitted = ctx->dry ? 0 : task_submit_jobs(ctx, &t.jobs, err);
-    if (submitted < 0)
+    if (!task_run_jobs(ctx, &t.jobs, s->wait, s->h.pos, result, &run, err))
         goto fail;
-    if (submitted > 0 && !(query_id = task_record_query(ctx, &t.jobs, err)))
-        goto fail;
-    if (query_id)
-        json_object_set_new(result, "query_id", json_string(query_id));
-    double waited = 0;
-    wait_end end = WAIT_DONE;
-    if (s->wait && submitted > 0) {
-        end = task_wait_for_jobs(ctx, &t.jobs, query_id, err, &waited);
-        if (end == WAIT_ERROR)
-            goto fail;
-        if (end == WAIT_CANCELLED) {
-            exec_fail(err, 499, "cancelled", s->h.pos,
-                      "the WAIT was cancelled; its jobs keep running (CANCEL QUERY '%s' "
-                      "cancels them)",
-                      query_id);
-            goto fail;
-        }
-    }
     values = xcalloc(t.ncells + 1, sizeof *values);
     if (t.strategy) {
         bool assembled;
@@ -1781,62 +1758,36 @@ static json_t *run_task(exec_ctx *ctx, const ast_select *s, const char *since, j
             goto fail;
         assemble(&t, values, result);
     }
-    job_counts c = {0};
-    if (submitted > 0) {
-        char *ids = task_submitted_ids(&t.jobs);
-        bool counted = task_count_jobs(ctx, ids, &c, err);
-        free(ids);
-        if (!counted)
-            goto fail;
-    }
-    long remaining = ctx->dry ? total - cached : c.queued + c.running;
-    json_object_set_new(result, "jobs",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)total,
-                                  "cached", (json_int_t)cached, "submitted",
-                                  (json_int_t)submitted, "remaining", (json_int_t)remaining,
-                                  "failed", (json_int_t)c.failed));
-    json_object_set_new(result, "remaining_jobs", json_integer(remaining));
-    json_object_set_new(result, "status",
-                        json_string(remaining && ctx->dry ? "dry"
-                                    : remaining             ? "running"
-                                    : c.failed              ? "partial"
-                                                            : "complete"));
-    if (s->wait && submitted > 0)
-        json_object_set_new(result, "wait_seconds", json_real(waited));
+    long remaining = task_report_jobs(ctx, &t.jobs, &run, s->wait, false, result, err);
+    if (remaining < 0)
+        goto fail;
     if (t.models.n == 0)
         result_notice(result, "no model matched the query");
-    else if (submitted == 0 && remaining == 0)
-        result_notice(result, "all %ld results came from the caches: no job ran", total);
-    else if (s->wait && remaining == 0 && submitted < total)
+    else if (run.submitted == 0 && remaining == 0)
+        result_notice(result, "all %ld results came from the caches: no job ran", run.total);
+    else if (s->wait && remaining == 0 && run.submitted < run.total)
         result_notice(result, "%ld of %ld jobs ran (%.1f s); the other %ld came from the caches",
-                      submitted, total, waited, total - submitted);
+                      run.submitted, run.total, run.waited, run.total - run.submitted);
     else if (s->wait && remaining == 0)
-        result_notice(result, "%ld jobs ran (%.1f s)", submitted, waited);
-    if (remaining && ctx->dry)
-        result_notice(result, "dry run: %ld job%s would run; nothing was submitted", remaining,
-                      remaining == 1 ? "" : "s");
-    else if (remaining && end == WAIT_TIMEOUT)
-        result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the query "
-                              "again to collect them",
-                      waited, remaining);
-    else if (remaining)
+        result_notice(result, "%ld jobs ran (%.1f s)", run.submitted, run.waited);
+    if (task_still_running(ctx, &run, remaining))
         result_notice(result,
                       "%ld job%s still running: these are the known results; run the query again, "
                       "or add WAIT, for the rest (CANCEL QUERY '%s' cancels them)",
-                      remaining, remaining == 1 ? " is" : "s are", query_id ? query_id : "?");
+                      remaining, remaining == 1 ? " is" : "s are", run.query_id ? run.query_id : "?");
     if (actual && !task_actual_seconds(ctx, &t.jobs, since, actual, err))
         goto fail;
     for (size_t i = 0; values && i < t.ncells; i++)
         free(values[i].error);
     free(values);
-    free(query_id);
+    free(run.query_id);
     task_free(&t);
     return result;
 fail:
     for (size_t i = 0; values && i < t.ncells; i++)
         free(values[i].error);
     free(values);
-    free(query_id);
+    free(run.query_id);
     task_free(&t);
     json_decref(result);
     return NULL;

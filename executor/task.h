@@ -136,6 +136,32 @@ bool task_count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *
 wait_end task_wait_for_jobs(exec_ctx *ctx, const job_set *s, const char *query_id,
                             exec_error *err, double *elapsed);
 
+/* What running a job set did (task_run_jobs), for its report (task_report_jobs). */
+typedef struct task_run {
+    long total, cached, submitted;
+    char *query_id;        /* NULL when nothing was submitted; caller frees */
+    double waited;         /* seconds a WAIT waited */
+    wait_end end;
+} task_run;
+
+/* The tail every job-running statement shares (rankings, FINETUNE, SELECT vec): submits the
+ * unfinished jobs (none on a dry run), records them under a query id (set in result as
+ * "query_id"), and with wait blocks until they end. A cancelled WAIT is a 499 at pos. */
+bool task_run_jobs(exec_ctx *ctx, job_set *s, bool wait, ast_pos pos, json_t *result,
+                   task_run *run, exec_error *err);
+
+/* Counts the submitted jobs by status and sets result's "jobs" {total, cached, submitted,
+ * remaining, failed}, "remaining_jobs", "status" (dry, running, partial — a job failed or
+ * incomplete says so — or complete) and "wait_seconds", with a notice for a dry run and for
+ * a WAIT that stopped at its limit. Returns the jobs remaining (on a dry run, those that
+ * would run), or -1 with *err. The caller says what the known part is when jobs are still
+ * running (task_still_running). */
+long task_report_jobs(exec_ctx *ctx, const job_set *s, const task_run *run, bool wait,
+                      bool incomplete, json_t *result, exec_error *err);
+
+/* Whether jobs are still running after the WAIT (or without one): the caller's notice. */
+bool task_still_running(const exec_ctx *ctx, const task_run *run, long remaining);
+
 /* ---- cost estimates (task_jobs.c) ------------------------------------------------------ */
 
 /* The inference rate of each model in planner/cost.h's order (model_costs measured on the

@@ -387,6 +387,73 @@ out:
     return end;
 }
 
+bool task_run_jobs(exec_ctx *ctx, job_set *s, bool wait, ast_pos pos, json_t *result,
+                   task_run *run, exec_error *err)
+{
+    *run = (task_run){.total = (long)s->n, .end = WAIT_DONE};
+    for (size_t i = 0; i < s->n; i++)
+        run->cached += s->items[i].cached;
+    /* A dry run only looks: what is known, and how much work is left. */
+    run->submitted = ctx->dry ? 0 : task_submit_jobs(ctx, s, err);
+    if (run->submitted < 0)
+        return false;
+    if (run->submitted > 0 && !(run->query_id = task_record_query(ctx, s, err)))
+        return false;
+    if (run->query_id)
+        json_object_set_new(result, "query_id", json_string(run->query_id));
+    if (!wait || run->submitted == 0)
+        return true;
+    run->end = task_wait_for_jobs(ctx, s, run->query_id, err, &run->waited);
+    if (run->end == WAIT_ERROR)
+        return false;
+    if (run->end == WAIT_CANCELLED)
+        return exec_failb(err, 499, "cancelled", pos,
+                          "the WAIT was cancelled; its jobs keep running (CANCEL QUERY '%s' "
+                          "cancels them)",
+                          run->query_id);
+    return true;
+}
+
+long task_report_jobs(exec_ctx *ctx, const job_set *s, const task_run *run, bool wait,
+                      bool incomplete, json_t *result, exec_error *err)
+{
+    job_counts c = {0};
+    if (run->submitted > 0) {
+        char *ids = task_submitted_ids(s);
+        bool counted = task_count_jobs(ctx, ids, &c, err);
+        free(ids);
+        if (!counted)
+            return -1;
+    }
+    long remaining = ctx->dry ? run->total - run->cached : c.queued + c.running;
+    json_object_set_new(result, "jobs",
+                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "total", (json_int_t)run->total,
+                                  "cached", (json_int_t)run->cached, "submitted",
+                                  (json_int_t)run->submitted, "remaining", (json_int_t)remaining,
+                                  "failed", (json_int_t)c.failed));
+    json_object_set_new(result, "remaining_jobs", json_integer(remaining));
+    json_object_set_new(result, "status",
+                        json_string(remaining && ctx->dry    ? "dry"
+                                    : remaining              ? "running"
+                                    : incomplete || c.failed ? "partial"
+                                                             : "complete"));
+    if (wait && run->submitted > 0)
+        json_object_set_new(result, "wait_seconds", json_real(run->waited));
+    if (remaining && ctx->dry)
+        result_notice(result, "dry run: %ld job%s would run; nothing was submitted", remaining,
+                      remaining == 1 ? "" : "s");
+    else if (remaining && run->end == WAIT_TIMEOUT)
+        result_notice(result, "WAIT stopped after %.0f s with %ld jobs remaining; run the "
+                              "statement again to collect them",
+                      run->waited, remaining);
+    return remaining;
+}
+
+bool task_still_running(const exec_ctx *ctx, const task_run *run, long remaining)
+{
+    return remaining && !ctx->dry && run->end != WAIT_TIMEOUT;
+}
+
 /* ---- cost estimates and actuals ------------------------------------------------------- */
 
 bool task_model_rates(exec_ctx *ctx, const int64_t *ids, size_t n, cost_rate *rates,
