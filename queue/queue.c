@@ -256,29 +256,12 @@ static char *kinds_list(const char *const *kinds, size_t nkinds)
     return strbuf_detach(&sb);
 }
 
-int queue_claim(PGconn *conn, const char *worker_id, const char *const *kinds, size_t nkinds,
-                int lease_seconds, queue_job *job, char **err)
+/* The job a claim statement returned (id, hash, kind, status, payload, attempts,
+ * max_attempts): 1 with *job, 0 when it returned no row, -1 with *err when it failed or the
+ * payload cannot be read (that job is failed for good). Clears res. */
+static int claimed(PGconn *conn, PGresult *res, const char *worker_id, queue_job *job,
+                   char **err)
 {
-    memset(job, 0, sizeof *job);
-    if (lease_seconds <= 0)
-        lease_seconds = QUEUE_DEFAULT_LEASE_SECONDS;
-    for (size_t i = 0; i < nkinds; i++)
-        if (!kinds[i] || !*kinds[i] || strchr(kinds[i], ',')) {
-            if (err) {
-                free(*err);
-                *err = xasprintf("queue_claim: bad job kind '%s'", kinds[i] ? kinds[i] : "");
-            }
-            return -1;
-        }
-    /* Jobs that can never run (a dependency failed) become final first. */
-    if (fail_dependents(conn, err) != 0)
-        return -1;
-    char lease[16];
-    snprintf(lease, sizeof lease, "%d", lease_seconds);
-    char *list = kinds_list(kinds, nkinds);
-    const char *p[3] = {worker_id, lease, list};
-    PGresult *res = run(conn, CLAIM_SQL, 3, p, PGRES_TUPLES_OK, err);
-    free(list);
     if (!res)
         return -1;
     if (PQntuples(res) == 0) {
@@ -309,6 +292,32 @@ int queue_claim(PGconn *conn, const char *worker_id, const char *const *kinds, s
         return -1;
     }
     return 1;
+}
+
+int queue_claim(PGconn *conn, const char *worker_id, const char *const *kinds, size_t nkinds,
+                int lease_seconds, queue_job *job, char **err)
+{
+    memset(job, 0, sizeof *job);
+    if (lease_seconds <= 0)
+        lease_seconds = QUEUE_DEFAULT_LEASE_SECONDS;
+    for (size_t i = 0; i < nkinds; i++)
+        if (!kinds[i] || !*kinds[i] || strchr(kinds[i], ',')) {
+            if (err) {
+                free(*err);
+                *err = xasprintf("queue_claim: bad job kind '%s'", kinds[i] ? kinds[i] : "");
+            }
+            return -1;
+        }
+    /* Jobs that can never run (a dependency failed) become final first. */
+    if (fail_dependents(conn, err) != 0)
+        return -1;
+    char lease[16];
+    snprintf(lease, sizeof lease, "%d", lease_seconds);
+    char *list = kinds_list(kinds, nkinds);
+    const char *p[3] = {worker_id, lease, list};
+    PGresult *res = run(conn, CLAIM_SQL, 3, p, PGRES_TUPLES_OK, err);
+    free(list);
+    return claimed(conn, res, worker_id, job, err);
 }
 
 /* ---- heartbeat ---------------------------------------------------------------------------- */
@@ -617,35 +626,7 @@ int queue_claim_id(PGconn *conn, int64_t id, const char *worker_id, int lease_se
     snprintf(idtext, sizeof idtext, "%lld", (long long)id);
     const char *p[3] = {worker_id, lease, idtext};
     PGresult *res = run(conn, CLAIM_ID_SQL, 3, p, PGRES_TUPLES_OK, err);
-    if (!res)
-        return -1;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return 0;
-    }
-    job->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    copy_field(job->hash, sizeof job->hash, PQgetvalue(res, 0, 1));
-    copy_field(job->kind, sizeof job->kind, PQgetvalue(res, 0, 2));
-    copy_field(job->status, sizeof job->status, PQgetvalue(res, 0, 3));
-    json_error_t jerr;
-    job->payload = json_loads(PQgetvalue(res, 0, 4), 0, &jerr);
-    job->attempts = atoi(PQgetvalue(res, 0, 5));
-    job->max_attempts = atoi(PQgetvalue(res, 0, 6));
-    PQclear(res);
-    if (!job->payload) {
-        char *why = xasprintf("payload is not readable JSON: %s", jerr.text);
-        char *ignored = NULL;
-        queue_fail(conn, job, worker_id, why, true, &ignored);
-        free(ignored);
-        if (err) {
-            free(*err);
-            *err = xasprintf("job %lld: %s", (long long)job->id, why);
-        }
-        free(why);
-        queue_job_clear(job);
-        return -1;
-    }
-    return 1;
+    return claimed(conn, res, worker_id, job, err);
 }
 
 /* ---- a job's state ------------------------------------------------------------------------ */
