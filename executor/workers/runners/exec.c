@@ -574,6 +574,37 @@ static int run_command(const exec_spec *s, char **env, job_ctx *ctx, strbuf *tai
     return 0;
 }
 
+/* How a command ended, as the job's error: stopped (cancelled or lease lost), timed out
+ * (permanent), killed by a signal, or a non-zero exit (permanent but for EX_TEMPFAIL, 75).
+ * line is the last line of its stderr (NULL: none); what names the job ("embed job"). True
+ * when it failed (then *err and *permanent are set). */
+static bool command_failed(const exec_spec *s, const child_outcome *oc, const char *line,
+                           const char *what, char **err, bool *permanent)
+{
+    if (oc->stopped) {
+        job_fail(err, permanent, false, "%s stopped (cancelled or lease lost): command '%s' "
+                 "killed", what, s->argv[0]);
+        return true;
+    }
+    if (oc->timed_out) {
+        job_fail(err, permanent, true, "command '%s' timed out after %g s (timeout_seconds) and "
+                 "was killed", s->argv[0], s->timeout);
+        return true;
+    }
+    if (WIFSIGNALED(oc->status)) {
+        job_fail(err, permanent, false, "command '%s' was killed by signal %d%s%s", s->argv[0],
+                 WTERMSIG(oc->status), line ? ": " : "", line ? line : "");
+        return true;
+    }
+    if (WEXITSTATUS(oc->status) != 0) {
+        int st = WEXITSTATUS(oc->status);
+        job_fail(err, permanent, st != EX_TEMPFAIL_CODE, "command '%s' exited with status %d: %s",
+                 s->argv[0], st, line ? line : "(nothing on stderr)");
+        return true;
+    }
+    return false;
+}
+
 /* ---- the runner ----------------------------------------------------------------------- */
 
 int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **err,
@@ -616,27 +647,8 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     if (run_command(&s, env, call->ctx, &tail, &oc, err, permanent) != 0)
         goto done;
     line = strbuf_last_line(&tail);
-    if (oc.stopped) {
-        job_fail(err, permanent, false, "embed job stopped (cancelled or lease lost): command '%s' "
-             "killed", s.argv[0]);
+    if (command_failed(&s, &oc, line, "embed job", err, permanent))
         goto done;
-    }
-    if (oc.timed_out) {
-        job_fail(err, permanent, true, "command '%s' timed out after %g s (timeout_seconds) and was "
-             "killed", s.argv[0], s.timeout);
-        goto done;
-    }
-    if (WIFSIGNALED(oc.status)) {
-        job_fail(err, permanent, false, "command '%s' was killed by signal %d%s%s", s.argv[0],
-             WTERMSIG(oc.status), line ? ": " : "", line ? line : "");
-        goto done;
-    }
-    if (WEXITSTATUS(oc.status) != 0) {
-        int st = WEXITSTATUS(oc.status);
-        job_fail(err, permanent, st != EX_TEMPFAIL_CODE, "command '%s' exited with status %d: %s",
-             s.argv[0], st, line ? line : "(nothing on stderr)");
-        goto done;
-    }
     outpath = xasprintf("%s/features.npy", dir);
     if (npy_read_features(outpath, call->ds->n, out, dim, err) != 0) {
         *permanent = true;
@@ -757,27 +769,8 @@ int exec_runner_finetune(const runner_call *train, const dataset *test, const ch
     if (run_command(&s, env, train->ctx, &tail, &oc, err, permanent) != 0)
         goto done;
     line = strbuf_last_line(&tail);
-    if (oc.stopped) {
-        job_fail(err, permanent, false, "fine-tune stopped (cancelled or lease lost): command "
-                 "'%s' killed", s.argv[0]);
+    if (command_failed(&s, &oc, line, "fine-tune", err, permanent))
         goto done;
-    }
-    if (oc.timed_out) {
-        job_fail(err, permanent, true, "command '%s' timed out after %g s (timeout_seconds) and "
-                 "was killed", s.argv[0], s.timeout);
-        goto done;
-    }
-    if (WIFSIGNALED(oc.status)) {
-        job_fail(err, permanent, false, "command '%s' was killed by signal %d%s%s", s.argv[0],
-                 WTERMSIG(oc.status), line ? ": " : "", line ? line : "");
-        goto done;
-    }
-    if (WEXITSTATUS(oc.status) != 0) {
-        int st = WEXITSTATUS(oc.status);
-        job_fail(err, permanent, st != EX_TEMPFAIL_CODE, "command '%s' exited with status %d: %s",
-                 s.argv[0], st, line ? line : "(nothing on stderr)");
-        goto done;
-    }
     free(p);
     p = xasprintf("%s/result.json", dir);
     json_error_t je;
