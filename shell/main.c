@@ -146,32 +146,6 @@ static int set_variable(options *o, const char *assignment)
     return 0;
 }
 
-/* The first line of FILE that is not blank or a '#' comment, trimmed. */
-static char *read_token(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return NULL;
-    char *line = NULL, *token = NULL;
-    size_t cap = 0;
-    while (!token && getline(&line, &cap, f) > 0) {
-        char *p = line;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        size_t n = strlen(p);
-        while (n > 0 && strchr(" \t\r\n", p[n - 1]))
-            n--;
-        if (n > 0 && *p != '#')
-            token = xstrndup(p, n);
-    }
-    int saved = errno;
-    free(line);
-    fclose(f);
-    if (!token)
-        errno = saved ? saved : ENODATA;
-    return token;
-}
-
 static int run_shell(const options *o)
 {
     sh_state st;
@@ -181,7 +155,7 @@ static int run_shell(const options *o)
     st.timing = o->timing;
     st.on_error_stop = o->on_error_stop;
     if (o->token_file) {
-        st.token = read_token(o->token_file);
+        st.token = sh_read_token_file(o->token_file);
         if (!st.token) {
             fprintf(stderr, "rankql: cannot read a token from %s: %s\n", o->token_file,
                     strerror(errno));

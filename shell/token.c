@@ -50,7 +50,7 @@ int sh_token_command_index(int argc, char **argv)
 }
 
 /* The first line of path that is not blank or a '#' comment, trimmed; NULL with errno. */
-static char *read_token(const char *path)
+char *sh_read_token_file(const char *path)
 {
     FILE *f = fopen(path, "r");
     if (!f)
@@ -67,10 +67,11 @@ static char *read_token(const char *path)
         if (n > 0 && *p != '#')
             token = xstrndup(p, n);
     }
+    int saved = errno;
     free(line);
     fclose(f);
     if (!token)
-        errno = ENODATA;
+        errno = saved ? saved : ENODATA;
     return token;
 }
 
@@ -224,7 +225,7 @@ int sh_token_main(int argc, char **argv, int k)
                                                               : SH_DEFAULT_HOST;
     char *token = NULL;
     if (token_file) {
-        token = read_token(token_file);
+        token = sh_read_token_file(token_file);
         if (!token) {
             fprintf(stderr, "rankql token: cannot read a token from %s: %s\n", token_file,
                     strerror(errno));

@@ -11,4 +11,8 @@ int sh_token_command_index(int argc, char **argv);
  * server refused, 2 no connection or a usage error). */
 int sh_token_main(int argc, char **argv, int k);
 
+/* The bearer token in FILE (--token): its first line that is not blank or a '#' comment,
+ * trimmed. NULL with errno (ENODATA: no such line). */
+char *sh_read_token_file(const char *path);
+
 #endif
