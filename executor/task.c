@@ -1030,6 +1030,18 @@ static bool strategy_plan(exec_ctx *ctx, task *t, json_t *result, exec_error *er
         strategy_datasets(&t->test, classes));
     json_decref(catalog);
     json_decref(classes);
+    /* On file data, the datasets as embed jobs name them (slices resolved): the host API
+     * builds from them the very embed, proxy and fine-tune jobs a ranking or FINETUNE of
+     * the same data submits (executor/workers/strategy_host.c). */
+    if (!t->replay) {
+        json_t *dtrain = json_array(), *dtest = json_array();
+        for (size_t i = 0; i < t->train.n; i++)
+            json_array_append(dtrain, t->train.items[i].data.obj);
+        for (size_t i = 0; i < t->test.n; i++)
+            json_array_append(dtest, t->test.items[i].data.obj);
+        json_object_set_new(payload, "data", json_pack("{s:o, s:o}", "train", dtrain, "test",
+                                                       dtest));
+    }
     t->strategy_job = task_job_set_add(&t->jobs, "strategy", payload);
     if (!t->models.n) /* nothing to rank: nothing to submit */
         t->jobs.items[t->strategy_job].cached = true;

@@ -11,6 +11,7 @@
 
 #include "common/util.h"
 #include "db/pqutil.h"
+#include "executor/workers/embed/embed.h"
 #include "executor/workers/finetune/finetune.h"
 #include "executor/workers/proxy_job.h"
 #include "executor/workers/runners/replay.h"
@@ -19,6 +20,8 @@
 struct strategy_host {
     job_ctx *ctx;
     const json_t *models, *datasets;
+    const json_t *data;     /* {"train", "test"}: dataset objects as embed jobs name them */
+    json_t *paid_embeds;    /* embed job hash → seconds, each embedding paid once */
     json_t *dataset_rows;   /* id text → catalog row (spec included), fetched once */
     json_t *records;        /* path → digest text (the records file read once) */
     replay_records **recs;  /* parallel to records' insertion order */
@@ -36,12 +39,15 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-strategy_host *strategy_host_new(job_ctx *ctx, const json_t *models, const json_t *datasets)
+strategy_host *strategy_host_new(job_ctx *ctx, const json_t *models, const json_t *datasets,
+                                 const json_t *data)
 {
     strategy_host *h = xcalloc(1, sizeof *h);
     h->ctx = ctx;
     h->models = models;
     h->datasets = datasets;
+    h->data = json_is_object(data) ? data : NULL;
+    h->paid_embeds = json_object();
     h->dataset_rows = json_object();
     h->records = json_object();
     h->finetuned = json_array();
@@ -62,6 +68,7 @@ void strategy_host_free(strategy_host *h)
         return;
     json_decref(h->dataset_rows);
     json_decref(h->records);
+    json_decref(h->paid_embeds);
     for (size_t i = 0; i < h->nrecs; i++) {
         replay_records_free(h->recs[i]);
         free(h->rec_paths[i]);
@@ -266,10 +273,53 @@ static int run_inline(strategy_host *h, queue_job *job, json_t **result, char **
     return 0;
 }
 
-/* Submits (kind, payload) and returns its result: from the cache, run here, or waited for.
- * *cached: it was done before this call. 0, or -1 with *err. */
-static int through_queue(strategy_host *h, const char *kind, const json_t *payload,
-                         json_t **result, bool *cached, int64_t *job_id, char **err)
+/* The table that holds a kind's results (by job hash), or NULL. */
+static const char *result_table(const char *kind)
+{
+    return strcmp(kind, "embed") == 0      ? "feature_cache"
+           : strcmp(kind, "proxy") == 0    ? "proxy_results"
+           : strcmp(kind, "finetune") == 0 ? "finetune_results"
+                                           : NULL;
+}
+
+/* A done job whose result row is gone (PURGE) would answer from nothing: queue it again, as
+ * a ranking does (executor/task_jobs.c). Its status after that in status. */
+static int requeue_if_stale(strategy_host *h, const char *kind, const json_t *payload,
+                            int64_t id, char status[QUEUE_KIND_MAX], char **err)
+{
+    const char *table = result_table(kind);
+    if (!table || strcmp(status, "done") != 0)
+        return 0;
+    char hex[HASH_HEX_LEN + 1], idtext[32];
+    queue_job_hash(kind, payload, hex);
+    snprintf(idtext, sizeof idtext, "%lld", (long long)id);
+    const char *p[2] = {hex, idtext};
+    char *sql = xasprintf("UPDATE jobs SET status = 'queued', attempts = 0, result = NULL, "
+                          "error = NULL, finished_at = NULL, started_at = NULL, progress = 0, "
+                          "progress_note = NULL, run_after = now() WHERE id = $2::bigint AND "
+                          "status = 'done' AND NOT EXISTS (SELECT 1 FROM %s WHERE hash = $1)",
+                          table);
+    PGresult *res = PQexecParams(h->ctx->conn, sql, 2, NULL, p, NULL, NULL, 0);
+    free(sql);
+    int rc = 0;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        char *m = pq_one_line(PQresultErrorMessage(res));
+        *err = xasprintf("job %s: %s", idtext, m);
+        free(m);
+        rc = -1;
+    } else if (strcmp(PQcmdTuples(res), "1") == 0) {
+        snprintf(status, QUEUE_KIND_MAX, "queued");
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* Submits (kind, payload) — waiting for deps (ids of done jobs: the caller ran them first)
+ * — and returns its result: from the cache, run here, or waited for. *cached: it was done
+ * before this call. 0, or -1 with *err. */
+static int through_queue_deps(strategy_host *h, const char *kind, const json_t *payload,
+                              const int64_t *deps, size_t ndeps, json_t **result, bool *cached,
+                              int64_t *job_id, char **err)
 {
     *result = NULL;
     *cached = false;
@@ -277,12 +327,16 @@ static int through_queue(strategy_host *h, const char *kind, const json_t *paylo
     char status[QUEUE_KIND_MAX];
     int64_t id;
     char *e = NULL;
-    if (queue_submit(conn, kind, payload, NULL, 0, 0, &id, status, &e) != 0) {
+    /* The ranking's priorities (task_jobs.c): embeddings before the jobs that read them. */
+    int priority = strcmp(kind, "embed") == 0 ? 0 : 10;
+    if (queue_submit(conn, kind, payload, deps, ndeps, priority, &id, status, &e) != 0) {
         *err = xasprintf("submitting the %s job: %s", kind, e ? e : "?");
         free(e);
         return -1;
     }
     *job_id = id;
+    if (requeue_if_stale(h, kind, payload, id, status, err) != 0)
+        return -1;
     bool first = true;
     int wait_ms = 20;
     for (;;) {
@@ -338,6 +392,201 @@ static int through_queue(strategy_host *h, const char *kind, const json_t *paylo
     }
 }
 
+static int through_queue(strategy_host *h, const char *kind, const json_t *payload,
+                         json_t **result, bool *cached, int64_t *job_id, char **err)
+{
+    return through_queue_deps(h, kind, payload, NULL, 0, result, cached, job_id, err);
+}
+
+/* ---- file data: embed jobs ---------------------------------------------------------------- */
+
+static bool runner_embeds(const char *runner)
+{
+    return runner && (strcmp(runner, "builtin") == 0 || strcmp(runner, "onnx") == 0 ||
+                      strcmp(runner, "exec") == 0 || strcmp(runner, "noop") == 0);
+}
+
+/* The model as embed jobs name it (executor/task.c load_models): {"id", "name", "runner",
+ * "modality", "spec", "batch_size"}, batch_size from the catalog row the payload carries. */
+static json_t *embed_model(const json_t *model)
+{
+    const json_t *spec = json_object_get(model, "spec");
+    const json_t *bs = json_object_get(json_object_get(model, "catalog"), "batch_size");
+    return json_pack("{s:O, s:O, s:O, s:O, s:O, s:O}", "id", json_object_get(model, "id"), "name",
+                     json_object_get(model, "name"), "runner", json_object_get(model, "runner"),
+                     "modality", json_object_get(model, "modality"), "spec",
+                     spec ? spec : json_object(), "batch_size",
+                     json_is_integer(bs) ? bs : json_null());
+}
+
+/* The "fit" of the model's embed jobs: the first train dataset when a builtin extractor is
+ * fitted (PCA, …), as a ranking's; else null. */
+static json_t *embed_fit(const json_t *eobj, const json_t *train)
+{
+    embed_spec es;
+    char *e = NULL;
+    bool needs = strcmp(json_string_value(json_object_get(eobj, "runner")), "builtin") == 0 &&
+                 embed_spec_from_json(json_object_get(eobj, "spec"), &es, &e) == 0 &&
+                 embed_needs_fit(&es);
+    free(e);
+    const json_t *d0 = json_array_get(train, 0);
+    return needs && d0 ? json_incref((json_t *)d0) : json_null();
+}
+
+/* The file data of the request, or NULL with *err. */
+static bool file_data(const strategy_host *h, const char *call, const json_t *model,
+                      const json_t **train, const json_t **test, char **err)
+{
+    const char *runner = json_string_value(json_object_get(model, "runner"));
+    if (!runner_embeds(runner)) {
+        *err = xasprintf("%s: model %s has runner %s, which has no features here (builtin, onnx, "
+                         "exec and noop embed; replay models are scored on replay datasets)",
+                         call, json_string_value(json_object_get(model, "name")),
+                         runner ? runner : "?");
+        return false;
+    }
+    *train = json_object_get(h->data, "train");
+    *test = json_object_get(h->data, "test");
+    if (!h->data || json_array_size(*train) == 0) {
+        *err = xasprintf("%s: the strategy job carries no file datasets (a replay ranking, or "
+                         "one planned by an older rankqld: run the RANK again)", call);
+        return false;
+    }
+    return true;
+}
+
+/* Runs an embed job (payload stolen) through the queue; its id in *id, its hash in hex.
+ * Its seconds are paid once per host. 0, or -1 with *err. */
+static int run_embed(strategy_host *h, json_t *payload, int64_t *id, char hex[HASH_HEX_LEN + 1],
+                     char **err)
+{
+    queue_job_hash("embed", payload, hex);
+    json_t *res;
+    bool cached;
+    int rc = through_queue(h, "embed", payload, &res, &cached, id, err);
+    json_decref(payload);
+    if (rc != 0)
+        return -1;
+    if (!json_object_get(h->paid_embeds, hex)) {
+        json_t *s = json_object_get(res, "seconds");
+        json_object_set_new(h->paid_embeds, hex, json_real(json_number_value(s)));
+    }
+    json_decref(res);
+    return 0;
+}
+
+/* The seconds of embed jobs among hashes not yet counted by a call's account; marks them
+ * counted (a JSON true replaces the number). */
+static double take_embed_seconds(strategy_host *h, const char *const *hashes, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_object_get(h->paid_embeds, hashes[i]);
+        if (json_is_number(v)) {
+            s += json_number_value(v);
+            json_object_set_new(h->paid_embeds, hashes[i], json_true());
+        }
+    }
+    return s;
+}
+
+/* The proxy job a ranking submits for this model and proxy on the request's TRAINED ON /
+ * TESTED ON data (executor/task.c build_jobs, no CHANGE: strategies get none), its embed
+ * jobs run first. 0 with *res, or -1 with *err. */
+static int proxy_on_files(strategy_host *h, const json_t *model, const json_t *canon,
+                          json_t **res, bool *cached, int64_t *job_id, double *embed_secs,
+                          char **err)
+{
+    const json_t *train, *test;
+    if (!file_data(h, "proxy_score", model, &train, &test, err))
+        return -1;
+    json_t *eobj = embed_model(model), *fit = embed_fit(eobj, train);
+    size_t n = json_array_size(train) + json_array_size(test);
+    int64_t *deps = xcalloc(n + 1, sizeof *deps);
+    char (*hashes)[HASH_HEX_LEN + 1] = xcalloc(n + 1, sizeof *hashes);
+    const char **hp = xcalloc(n + 1, sizeof *hp);
+    json_t *tr = json_array(), *te = json_array();
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        bool is_train = i < json_array_size(train);
+        const json_t *d = is_train ? json_array_get(train, i)
+                                   : json_array_get(test, i - json_array_size(train));
+        rc = run_embed(h, json_pack("{s:O, s:O, s:O}", "model", eobj, "dataset", d, "fit", fit),
+                       &deps[i], hashes[i], err);
+        hp[i] = hashes[i];
+        if (rc == 0)
+            json_array_append_new(is_train ? tr : te, json_pack("{s:s, s:[]}", "features",
+                                                                 hashes[i], "changes"));
+    }
+    if (rc == 0) {
+        json_t *payload = json_pack("{s:O, s:O, s:O, s:O}", "proxy", canon, "model_id",
+                                    json_object_get(model, "id"), "train", tr, "test", te);
+        rc = through_queue_deps(h, "proxy", payload, deps, n, res, cached, job_id, err);
+        json_decref(payload);
+    }
+    *embed_secs = rc == 0 ? take_embed_seconds(h, hp, n) : 0;
+    json_decref(tr);
+    json_decref(te);
+    json_decref(eobj);
+    json_decref(fit);
+    free(deps);
+    free(hashes);
+    free(hp);
+    return rc;
+}
+
+/* The head fine-tune FINETUNE submits for this model on dataset (finetune_head_jobs: trained
+ * on it, tested on the request's first TESTED ON dataset, else a held-out tail), its embed
+ * jobs run first. 0 with *res, or -1 with *err. */
+static int finetune_on_files(strategy_host *h, const json_t *model, json_int_t dataset_id,
+                             const json_t *knobs, json_t **res, bool *cached, int64_t *job_id,
+                             double *embed_secs, char **err)
+{
+    const json_t *train, *test;
+    if (!file_data(h, "finetune", model, &train, &test, err))
+        return -1;
+    const json_t *d = NULL;
+    for (size_t i = 0; i < json_array_size(train) && !d; i++)
+        if (json_integer_value(json_object_get(json_array_get(train, i), "id")) == dataset_id)
+            d = json_array_get(train, i);
+    if (!d) {
+        *err = xasprintf("finetune: dataset %lld is not among the strategy's file datasets",
+                         (long long)dataset_id);
+        return -1;
+    }
+    json_t *eobj = embed_model(model), *tr = json_pack("[O]", d);
+    const char *bad = NULL;
+    char *e = NULL;
+    json_t *jobs = finetune_head_jobs(eobj, tr, json_array_get(test, 0), knobs, &e, &bad);
+    json_decref(eobj);
+    json_decref(tr);
+    if (!jobs) {
+        *err = xasprintf("finetune: %s", e ? e : "?");
+        free(e);
+        return -1;
+    }
+    size_t last = json_array_size(jobs) - 1;
+    int64_t *deps = xcalloc(last + 1, sizeof *deps);
+    char (*hashes)[HASH_HEX_LEN + 1] = xcalloc(last + 1, sizeof *hashes);
+    const char **hp = xcalloc(last + 1, sizeof *hp);
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < last; k++) {
+        json_t *p = json_object_get(json_array_get(jobs, k), "payload");
+        rc = run_embed(h, json_incref(p), &deps[k], hashes[k], err);
+        hp[k] = hashes[k];
+    }
+    if (rc == 0)
+        rc = through_queue_deps(h, "finetune",
+                                json_object_get(json_array_get(jobs, last), "payload"), deps,
+                                last, res, cached, job_id, err);
+    *embed_secs = rc == 0 ? take_embed_seconds(h, hp, last) : 0;
+    json_decref(jobs);
+    free(deps);
+    free(hashes);
+    free(hp);
+    return rc;
+}
+
 /* ---- the calls ---------------------------------------------------------------------------- */
 
 static json_t *account(json_t *list, json_t *entry)
@@ -362,32 +611,44 @@ static json_t *call_finetune(strategy_host *h, const json_t *req)
         return fail("finetune: dataset %lld is not a TRAINED ON dataset of this ranking",
                     (long long)json_integer_value(did));
     const char *runner = json_string_value(json_object_get(model, "runner"));
-    if (!runner || strcmp(runner, "replay") != 0)
-        return fail("finetune: model %s has runner %s: the host fine-tunes replay models "
-                    "(recorded runs); fine-tune others with FINETUNE",
-                    json_string_value(json_object_get(model, "name")), runner ? runner : "?");
-    if (knobs && json_object_size(knobs) > 0)
+    bool replay = runner && strcmp(runner, "replay") == 0;
+    if (replay && knobs && json_object_size(knobs) > 0)
         return fail("finetune: replay fine-tunes take no knobs (the records fix them)");
     char *err = NULL;
-    const json_t *ds = dataset_row(h, json_integer_value(did), &err);
-    json_t *payload = ds ? finetune_replay_payload(model, ds, &err) : NULL;
-    if (!payload) {
-        json_t *o = fail("finetune: %s", err);
-        free(err);
-        return o;
-    }
-    json_t *res;
-    bool cached;
+    json_t *res = NULL;
+    bool cached = false;
     int64_t job_id = 0;
-    int rc = through_queue(h, "finetune", payload, &res, &cached, &job_id, &err);
-    json_decref(payload);
+    double embed_secs = 0;
+    int rc;
+    if (replay) {
+        const json_t *ds = dataset_row(h, json_integer_value(did), &err);
+        json_t *payload = ds ? finetune_replay_payload(model, ds, &err) : NULL;
+        if (!payload) {
+            json_t *o = fail("finetune: %s", err);
+            free(err);
+            return o;
+        }
+        rc = through_queue(h, "finetune", payload, &res, &cached, &job_id, &err);
+        json_decref(payload);
+    } else {
+        /* A head on the model's features, as FINETUNE trains it (the fine-tuned model is
+         * registered by the job's store, as FINETUNE's is). */
+        rc = finetune_on_files(h, model, json_integer_value(did),
+                               knobs && json_object_size(knobs) ? knobs : NULL, &res, &cached,
+                               &job_id, &embed_secs, &err);
+        if (rc != 0 && strncmp(err, "finetune: ", 10) == 0) {
+            json_t *o = fail("%s", err);
+            free(err);
+            return o;
+        }
+    }
     if (rc != 0) {
         json_t *o = fail("finetune of model %lld: %s", (long long)json_integer_value(mid), err);
         free(err);
         return o;
     }
     double acc = json_number_value(json_object_get(res, "test_accuracy"));
-    double secs = json_number_value(json_object_get(res, "elapsed_seconds"));
+    double secs = json_number_value(json_object_get(res, "elapsed_seconds")) + embed_secs;
     json_decref(res);
     /* One entry per (model, dataset): asking twice pays once. */
     bool seen = false;
@@ -403,6 +664,9 @@ static json_t *call_finetune(strategy_host *h, const json_t *req)
     return json_pack("{s:b, s:f, s:f, s:b, s:I}", "ok", 1, "accuracy", acc, "seconds", secs,
                      "cached", cached, "job_id", (json_int_t)job_id);
 }
+
+static json_t *proxy_answer(strategy_host *h, json_t *mid, json_t *canon, json_t *res,
+                            bool cached, int64_t job_id, double embed_secs);
 
 static json_t *call_proxy(strategy_host *h, const json_t *req)
 {
@@ -439,12 +703,22 @@ static json_t *call_proxy(strategy_host *h, const json_t *req)
                     (long long)json_integer_value(mid));
     }
     const char *runner = json_string_value(json_object_get(model, "runner"));
+    json_t *res;
+    bool cached;
+    int64_t job_id = 0;
+    double embed_secs = 0;
     if (!runner || strcmp(runner, "replay") != 0) {
-        json_decref(canon);
-        return fail("proxy_score: model %s has runner %s: the host scores replay models in "
-                    "this version (rank file datasets with RANK … BY \"%s\")",
-                    json_string_value(json_object_get(model, "name")), runner ? runner : "?",
-                    name);
+        /* File data: the ranking's proxy job, after its embed jobs. */
+        if (proxy_on_files(h, model, canon, &res, &cached, &job_id, &embed_secs, &err) != 0) {
+            json_t *o = strncmp(err, "proxy_score: ", 13) == 0
+                            ? fail("%s", err)
+                            : fail("proxy_score of model %lld: %s",
+                                   (long long)json_integer_value(mid), err);
+            free(err);
+            json_decref(canon);
+            return o;
+        }
+        return proxy_answer(h, mid, canon, res, cached, job_id, embed_secs);
     }
     /* The payload RANK … BY the proxy submits for a replay model (executor/task.c
      * replay_prepare): one job, one cache row, whoever asks. */
@@ -475,9 +749,6 @@ static json_t *call_proxy(strategy_host *h, const json_t *req)
     json_t *payload = json_pack("{s:O, s:O, s:{s:s, s:s, s:s, s:s}}", "proxy", canon, "model_id",
                                 mid, "replay", "records", records, "model_identifier", ident,
                                 "train_dataset_name", task, "digest", digest);
-    json_t *res;
-    bool cached;
-    int64_t job_id = 0;
     int rc = through_queue(h, "proxy", payload, &res, &cached, &job_id, &err);
     json_decref(payload);
     if (rc != 0) {
@@ -486,11 +757,19 @@ static json_t *call_proxy(strategy_host *h, const json_t *req)
         json_decref(canon);
         return o;
     }
+    return proxy_answer(h, mid, canon, res, cached, job_id, 0);
+}
+
+/* The answer (and account) of a proxy job's result res (stolen, as canon is). */
+static json_t *proxy_answer(strategy_host *h, json_t *mid, json_t *canon, json_t *res,
+                            bool cached, int64_t job_id, double embed_secs)
+{
     double e = json_number_value(json_object_get(res, "err"));
     /* On replay data the score is the recorded fine-tune: it costs what the records say. */
     json_t *es = json_object_get(res, "elapsed_seconds");
-    double secs = json_is_number(es) ? json_number_value(es)
-                                     : json_number_value(json_object_get(res, "seconds"));
+    double secs = (json_is_number(es) ? json_number_value(es)
+                                      : json_number_value(json_object_get(res, "seconds"))) +
+                  embed_secs;
     json_decref(res);
     bool seen = false;
     for (size_t i = 0; i < json_array_size(h->proxied) && !seen; i++) {

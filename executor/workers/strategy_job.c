@@ -71,7 +71,9 @@ static int run_strategy(job_ctx *ctx, const json_t *payload, json_t **result, ch
     }
     /* The host API: the strategy's fine-tunes and proxy scores go through the queue, run
      * inline in this slot when nobody else runs them (strategy_host.h). */
-    strategy_host *host = ctx->conn ? strategy_host_new(ctx, models, datasets) : NULL;
+    strategy_host *host = ctx->conn ? strategy_host_new(ctx, models, datasets,
+                                                         json_object_get(payload, "data"))
+                                     : NULL;
     ext_host_ops ops = {strategy_host_call, host};
     ext_run_opts opts = {.should_stop = stop_cb, .stop_arg = ctx, .host = host ? &ops : NULL};
     double t0 = now_s();
