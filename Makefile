@@ -94,6 +94,7 @@ endif
 
 # Object files depend on headers one level deep only (HEADERS below); name the proxies'.
 $(PROXY_USERS) $(CUDA_OBJ): $(PROXY_HEADERS)
+$(CUDA_OBJ): $(wildcard executor/workers/finetune/*.h)
 
 $(BUILD)/obj/%.cu.o: %.cu
 	@mkdir -p $(dir $@)

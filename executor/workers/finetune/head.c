@@ -173,14 +173,7 @@ int head_train(head_net *net, head_state *st, const head_knobs *k, const float *
     int rc = 0;
     while (st->epoch < (uint32_t)k->epochs) {
         /* The epoch's order: identity, then Fisher–Yates from the epoch's RNG state. */
-        for (size_t i = 0; i < n; i++)
-            perm[i] = i;
-        for (size_t i = n - 1; i > 0; i--) {
-            size_t j = (size_t)head_rng_below(&st->rng, (uint64_t)i + 1);
-            size_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
-        }
+        head_shuffle(perm, n, &st->rng);
         double loss = 0;
         for (size_t b0 = 0; b0 < n; b0 += (size_t)k->batch_size) {
             size_t b1 = b0 + (size_t)k->batch_size < n ? b0 + (size_t)k->batch_size : n;

@@ -19,6 +19,7 @@
 #include "executor/workers/featstore.h"
 #include "executor/workers/finetune/finetune.h"
 #include "executor/workers/finetune/head.h"
+#include "executor/workers/finetune/head_cuda.h"
 
 static double now_seconds(void)
 {
@@ -139,6 +140,12 @@ static int on_epoch(void *argp, const head_net *net, const head_state *st, doubl
     return 0;
 }
 
+static bool gpu_wanted(void)
+{
+    const char *d = getenv("RANKQL_DEVICE");
+    return !(d && strcmp(d, "cpu") == 0) && head_cuda_available();
+}
+
 static double checkpoint_interval(void)
 {
     const char *e = getenv("RANKQL_FT_CHECKPOINT_SECONDS");
@@ -171,7 +178,7 @@ int finetune_head_run(job_ctx *ctx, const json_t *payload, json_t **result, char
     side train = {0}, test = {0};
     head_net net = {0};
     head_state st = {0};
-    char *ckpt = NULL, *wpath = NULL, *rel = NULL;
+    char *ckpt = NULL, *wpath = NULL, *rel = NULL, *gpu_note = NULL;
     int rc = -1;
     if (head_knobs_from_json(knobs, &k, err) != 0)
         goto out;
@@ -239,7 +246,22 @@ int finetune_head_run(job_ctx *ctx, const json_t *payload, json_t **result, char
         head_init(&net, &st, &k, train.x, train.n, train.dim, classes);
     epoch_arg ea = {.ctx = ctx, .ckpt = ckpt, .epochs = k.epochs,
                     .interval = checkpoint_interval(), .last_write = now_seconds()};
-    int trc = head_train(&net, &st, &k, train.x, train.y, train.n, on_epoch, &ea, err);
+    /* The GPU when the build has CUDA, a GPU answers and RANKQL_DEVICE is not "cpu"; the
+     * CPU otherwise, and also from the last completed epoch on when the GPU fails midway
+     * (head_cuda.h: same training, rounding apart). */
+    const char *device = "cpu";
+    int trc = HEAD_CUDA_ENOGPU;
+    if (gpu_wanted()) {
+        trc = head_train_cuda(&net, &st, &k, train.x, train.y, train.n, on_epoch, &ea, err);
+        if (trc == HEAD_CUDA_ENOGPU) {
+            gpu_note = *err;
+            *err = NULL;
+        } else {
+            device = "cuda";
+        }
+    }
+    if (trc == HEAD_CUDA_ENOGPU)
+        trc = head_train(&net, &st, &k, train.x, train.y, train.n, on_epoch, &ea, err);
     if (trc < 0) {
         *permanent = true; /* diverged or bad labels: the same again */
         goto out;
@@ -272,14 +294,15 @@ int finetune_head_run(job_ctx *ctx, const json_t *payload, json_t **result, char
     char *newname = xasprintf("%s@ft-%.8s", mname, ctx->hash);
     *result = json_pack(
         "{s:s, s:f, s:f, s:f, s:o, s:s, s:s, s:s, s:o, s:i, s:I, s:I, s:I, s:I, s:i, s:b, "
-        "s:s?, s:I, s:f}",
+        "s:s?, s:I, s:f, s:s, s:s?}",
         "runner", "head", "train_accuracy", train_acc, "test_accuracy", test_acc,
         "elapsed_seconds", now_seconds() - t0, "knobs", knobs, "path", rel, "weights_digest",
         digest, "model_name", newname, "model_spec", spec, "dimension", (int)outdim,
         "num_params", (json_int_t)net.nparams, "train_size", (json_int_t)train.n, "test_size",
         (json_int_t)test.n, "epochs_run", (json_int_t)(st.epoch - resumed),
         "resumed_from_epoch", (int)resumed, "held_out", held_out, "checkpoint_note", ckpt_note,
-        "classes", (json_int_t)classes, "seconds", now_seconds() - t0);
+        "classes", (json_int_t)classes, "seconds", now_seconds() - t0, "device", device,
+        "device_note", gpu_note);
     knobs = NULL;
     free(newname);
     if (ctx->progress)
@@ -294,6 +317,7 @@ out:
     free(ckpt);
     free(wpath);
     free(rel);
+    free(gpu_note);
     return rc;
 }
 

@@ -3,11 +3,12 @@
  * proxies/proxy_math.h). Parameters live in one flat array:
  *   linear: W[c][d], b[c]
  *   mlp:    W1[h][d], b1[h], W2[c][h], b2[c]
- * No libc beyond <math.h>/<stdint.h>, no allocation, no globals. */
+ * No libc beyond <math.h>/<stddef.h>/<stdint.h>, no allocation, no globals. */
 #ifndef RANKQL_EXECUTOR_WORKERS_FINETUNE_HEAD_MATH_H
 #define RANKQL_EXECUTOR_WORKERS_FINETUNE_HEAD_MATH_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __CUDACC__
@@ -41,6 +42,20 @@ HEAD_HD uint64_t head_rng_below(uint64_t *s, uint64_t n)
         r = head_rng_next(s);
     while (r >= lim);
     return r % n;
+}
+
+/* An epoch's minibatch order: the identity, then Fisher–Yates drawn from *s. The CPU trainer
+ * and the GPU one (head_cuda.h) both take their order from here, so it is the same. */
+HEAD_HD void head_shuffle(size_t *perm, size_t n, uint64_t *s)
+{
+    for (size_t i = 0; i < n; i++)
+        perm[i] = i;
+    for (size_t i = n - 1; i > 0 && n > 0; i--) {
+        size_t j = (size_t)head_rng_below(s, (uint64_t)i + 1);
+        size_t t = perm[i];
+        perm[i] = perm[j];
+        perm[j] = t;
+    }
 }
 
 /* out[o] = b[o] + Σ_i W[o][i] x[i], for o < nout; relu applies max(0, ·). */
