@@ -17,7 +17,7 @@
 #   BENCH_LOAD_MIXED_ROUNDS=2 (mixed rounds after the baseline)
 #   RANKQLD=build/bin/rankqld
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ROOT=$PWD
 RANKQLD=${RANKQLD:-$ROOT/build/bin/rankqld}
 SECS=${BENCH_LOAD_SECONDS:-30}
@@ -128,6 +128,7 @@ body "$RANK" >"$SCRATCH/rank.bodies"
 to_ms() { awk '{ v = $1; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v);
   f = (u == "us") ? 0.001 : (u == "ms") ? 1 : (u == "s") ? 1000 : (u == "m") ? 60000 : 1;
   printf "%.3f", v * f }' <<<"$1"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$RQ/status" 2>/dev/null || echo 0; }
 
 run_round() {  # PERCENT → "rps p50 p99 requests non2xx socket_errors"
@@ -151,7 +152,7 @@ printf '%-22s | %9s %9s %9s %9s %6s | %9s %9s | %8s %8s %8s\n' round "req/s" "p5
   requests errors "RSS KiB" "RSS +KiB" "req/s x" "p50 x" "p99 x"
 rss0=$(rss_kib)
 printf '%-22s | %9s %9s %9s %9s %6s | %9s %9s |\n' "start (after setup)" - - - - - "$rss0" -
-status=0 prev=$rss0 base_rps= base_p50= base_p99=
+status=0 prev=$rss0 base_rps='' base_p50='' base_p99=''
 rounds=("baseline: catalog only:0" "mixed ($PCT% ranking):$PCT")
 for i in $(seq 2 "${BENCH_LOAD_MIXED_ROUNDS:-2}"); do rounds+=("mixed again ($i):$PCT"); done
 for round in "${rounds[@]}"; do
@@ -159,7 +160,6 @@ for round in "${rounds[@]}"; do
   read -r rps p50 p99 reqs bad sock <<<"$(run_round "$pct")"
   rss=$(rss_kib)
   if [ -z "$base_rps" ]; then base_rps=$rps base_p50=$p50 base_p99=$p99; fi
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
   printf '%-22s | %9.0f %9.3f %9.3f %9s %6s | %9s %+9d | %8s %8s %8s\n' "$name" "$rps" "$p50" "$p99" \
     "$reqs" "$((bad + sock))" "$rss" "$((rss - prev))" "$(ratio "$rps" "$base_rps")" \
     "$(ratio "$p50" "$base_p50")" "$(ratio "$p99" "$base_p99")"

@@ -6,10 +6,10 @@
 #      its attempts cover the claims the worker logs show), the errs equal an undisturbed run's;
 #      and at up to 2 random points during each of three head fine-tunes (FINETUNE): they resume
 #      from their checkpoints with the undisturbed accuracies and bit-identical weights;
-#   2. kill -9 of rankqld (and its worker) during a WAIT query, restarted on the same data
-#      directory: it adopts its PostgreSQL, the re-issued query completes, finished jobs are
-#      not run again (ids, attempts, created_at, finished_at unchanged) and only the unfinished
-#      ones run after the restart;
+#   2. kill -9 of rankqld during a WAIT query (its worker stops with it: parent-death signal),
+#      restarted on the same data directory: it adopts its PostgreSQL, the re-issued query
+#      completes, finished jobs are not run again (ids, attempts, created_at, finished_at
+#      unchanged) and only the unfinished ones run after the restart;
 #   3. PostgreSQL stopped (pg_ctl -m fast) and killed (-9) under client load: every answer during
 #      the outage is a clean 5xx with a JSON error (never a dropped connection or a hang), rankqld
 #      restarts its postmaster, and clients and the worker succeed afterwards;
@@ -60,7 +60,7 @@ DATA=$SCRATCH/data
 FEAT=$DATA/features
 LOG=$SCRATCH/rankqld.err
 WLOG=$SCRATCH/worker.log
-RQ_PID= WPID= MOUNTED=0 BG=()
+RQ_PID='' WPID='' MOUNTED=0 BG=()
 CI="host=$DATA/pg-socket port=5432 user=rankql dbname=rankql"
 export PGCONNECT_TIMEOUT=5
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
@@ -131,8 +131,9 @@ files_ok() {
   local bad=0 path rows dim bytes size
   while IFS='|' read -r path rows dim bytes; do
     size=$(stat -c %s "$DATA/$path" 2>/dev/null || echo missing)
-    [ "$size" = "$bytes" ] && [ "$bytes" = $((24 + rows * dim * 4 + rows * 4)) ] ||
-      { bad=$((bad + 1)); echo "#   $path: $size bytes, row says $bytes ($rows x $dim)"; }
+    if [ "$size" != "$bytes" ] || [ "$bytes" != $((24 + rows * dim * 4 + rows * 4)) ]; then
+      bad=$((bad + 1)); echo "#   $path: $size bytes, row says $bytes ($rows x $dim)"
+    fi
   done < <(sql "SELECT path, rows, dim, bytes FROM feature_cache;")
   [ "$bad" = 0 ] && [ -z "$(find "$FEAT" -name '*.tmp*' | head -1)" ]
 }
@@ -265,33 +266,42 @@ section "case 1b"
 # resumes from its last checkpoint. "k1".."k3" hold the rows of "k0": the same weights (digest)
 # and accuracies are expected. Each fine-tune is killed at up to 2 random points (its third
 # attempt is its last: max_attempts).
-ft_q() { printf 'FINETUNE "t/pca-8" WITH "k%s" USING "head(head=mlp, hidden=32, epochs=200, batch_size=32, test='"'"'e%s'"'"')" WAIT;' "$1" "$1"; }
+ft_q() { printf 'FINETUNE "t/pca-8" WITH "k%s" USING "head(head=mlp, hidden=32, epochs=300, batch_size=32, test='"'"'e%s'"'"')" WAIT;' "$1" "$1"; }
 ft_digest() { rq_query "SELECT spec FROM models WHERE name = '$1';"; rq_jf '.rows[0][0].head.digest'; }
 rq_query "$(ft_q 0)" 120
 rq_jcheck "1b: the undisturbed fine-tune completes" '.status == "complete" and .rows[0][9] == "done" and .rows[0][10] == 1'
 FT_ACC=$(rq_jf '[.rows[0][3,4]]')
 FT_DIG=$(ft_digest "$(rq_jf '.rows[0][7]')")
 ft_running() { sql "SELECT count(*) FROM jobs WHERE kind = 'finetune' AND status = 'running' AND lease_owner LIKE 'w$NW:%' ${1-};"; }
+# Its training progress (0.05 + 0.9 x epochs done / epochs, from the heartbeats), -1 when none runs.
+ft_progress() { sql "SELECT coalesce(max(progress), -1) FROM jobs WHERE kind = 'finetune' AND status = 'running' AND lease_owner LIKE 'w$NW:%';"; }
 ftkills_all=0
 for r in 1 2 3; do
   post_bg "$SCRATCH/f$r" "$(ft_q "$r")" 200
   ftkills=0 ftpoints=""
   while [ "$ftkills" -lt 2 ] && kill -0 "$BGPID" 2>/dev/null; do
     for _ in $(seq 1 50); do [ "$(ft_running)" != 0 ] && break; sleep 0.1; done
-    d=$(rand_ms 200 1500)
-    msleep "$d"
+    # A random point of the training, whatever the machine's speed: 5 to 35 points of progress
+    # past where this attempt started (it resumes from its checkpoint).
+    p0=$(ft_progress)
+    target=$(awk -v p="$p0" -v d="$(rand_ms 5 35)" 'BEGIN { t = (p < 0.05 ? 0.05 : p) + d / 100; print (t > 0.9 ? 0.9 : t) }')
+    for _ in $(seq 1 600); do
+      awk -v p="$(ft_progress)" -v t="$target" 'BEGIN { exit !(p < 0 || p >= t) }' && break
+      sleep 0.05
+    done
     kill -STOP "$WPID"
-    if [ "$(ft_running)" = 0 ] || [ "$(ft_running 'AND attempts >= max_attempts')" != 0 ]; then
+    p=$(ft_progress)
+    if [ "$p" = -1 ] || [ "$(ft_running 'AND attempts >= max_attempts')" != 0 ]; then
       kill -CONT "$WPID"; continue
     fi
     kill -KILL "$WPID"; wait "$WPID" 2>/dev/null
-    ftkills=$((ftkills + 1)); ftpoints+=" ${d}ms"
+    ftkills=$((ftkills + 1)); ftpoints+=" $p"
     start_worker
   done
   wait "$BGPID"
   ftkills_all=$((ftkills_all + ftkills))
   RQ_RESP=$(cat "$SCRATCH/f$r")
-  echo "# fine-tune $r: killed $ftkills times (at$ftpoints into an attempt), resumed from epoch $(rq_jf '.rows[0][11]')"
+  echo "# fine-tune $r: killed $ftkills times (at progress$ftpoints), resumed from epoch $(rq_jf '.rows[0][11]')"
   rq_jcheck "1b: fine-tune $r completes, its attempts = 1 + its $ftkills kills" \
     ".status == \"complete\" and .rows[0][9] == \"done\" and .rows[0][10] == $((ftkills + 1))"
   check_eq "1b: ... with the undisturbed accuracies" "$FT_ACC" "$(rq_jf '[.rows[0][3,4]]')"
