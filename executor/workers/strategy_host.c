@@ -620,6 +620,10 @@ static json_t *call_finetune(strategy_host *h, const json_t *req)
     int64_t job_id = 0;
     double embed_secs = 0;
     int rc;
+    if (replay && h->data)
+        return fail("finetune: model %s has runner replay: recorded runs answer on replay "
+                    "datasets, and this ranking is on file data",
+                    json_string_value(json_object_get(model, "name")));
     if (replay) {
         const json_t *ds = dataset_row(h, json_integer_value(did), &err);
         json_t *payload = ds ? finetune_replay_payload(model, ds, &err) : NULL;
@@ -719,6 +723,12 @@ static json_t *call_proxy(strategy_host *h, const json_t *req)
             return o;
         }
         return proxy_answer(h, mid, canon, res, cached, job_id, embed_secs);
+    }
+    if (h->data) {
+        json_decref(canon);
+        return fail("proxy_score: model %s has runner replay: recorded runs answer on replay "
+                    "datasets, and this ranking is on file data",
+                    json_string_value(json_object_get(model, "name")));
     }
     /* The payload RANK … BY the proxy submits for a replay model (executor/task.c
      * replay_prepare): one job, one cache row, whoever asks. */
