@@ -1157,6 +1157,12 @@ static bool sh_check(const task *t, exec_error *err)
     return true;
 }
 
+/* η as the query gives it (ETA n, ≥ 2 by the grammar), else SH_ETA_DEFAULT. */
+static int sh_eta(const ast_select *s)
+{
+    return s->eta.present ? (int)s->eta.value : SH_ETA_DEFAULT;
+}
+
 static sh_bound bound_of(const ast_amount *a)
 {
     sh_bound b = {SH_BOUND_ABSENT, 0};
@@ -1308,10 +1314,10 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
     int64_t chunk, budget;
     char msg[256];
     sh_schedule sched;
-    if (sh_auto_bounds(total, (int64_t)M, SH_ETA_DEFAULT, bound_of(&s->chunk),
+    if (sh_auto_bounds(total, (int64_t)M, sh_eta(s), bound_of(&s->chunk),
                        bound_of(&s->budget), &chunk, &budget, msg, sizeof msg) != 0 ||
-        sh_schedule_make(&sched, (int64_t)M, sizes, t->train.n, chunk, budget, SH_ETA_DEFAULT,
-                         msg, sizeof msg) != 0)
+        sh_schedule_make(&sched, (int64_t)M, sizes, t->train.n, chunk, budget, sh_eta(s), msg,
+                         sizeof msg) != 0)
         return exec_failb(err, 400, "semantic_error",
                           s->chunk.present ? s->chunk.pos : s->budget.pos,
                           "successive halving: %s", msg);
@@ -1422,9 +1428,9 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
                           done, L, remaining ? ", the next round's jobs are running" : "");
         else
             result_notice(result,
-                          "successive halving: %d rounds, chunk %lld, budget %lld; ranked by "
-                          "rounds survived, then err",
-                          L, (long long)sched.chunk, (long long)sched.budget);
+                          "successive halving: %d rounds, chunk %lld, budget %lld, eta %d; "
+                          "ranked by rounds survived, then err",
+                          L, (long long)sched.chunk, (long long)sched.budget, sched.eta);
     }
     free(query_id);
     json_decref(failures);
@@ -1603,10 +1609,10 @@ static int sh_estimate(const task *t, const plan_cost *pc, const bool *test_cach
         total += sizes[i] = t->train.items[i].data.size;
     for (size_t i = 0; i < t->test.n; i++)
         n_test += t->test.items[i].data.size > 0 ? t->test.items[i].data.size : 0;
-    if (sh_auto_bounds(total, (int64_t)M, SH_ETA_DEFAULT, bound_of(&s->chunk),
+    if (sh_auto_bounds(total, (int64_t)M, sh_eta(s), bound_of(&s->chunk),
                        bound_of(&s->budget), &chunk, &budget, why, whylen) != 0 ||
-        sh_schedule_make(sched, (int64_t)M, sizes, t->train.n, chunk, budget, SH_ETA_DEFAULT,
-                         why, whylen) != 0)
+        sh_schedule_make(sched, (int64_t)M, sizes, t->train.n, chunk, budget, sh_eta(s), why,
+                         whylen) != 0)
         return -1;
     double *spr = xcalloc(M, sizeof *spr);
     int64_t *fit = xcalloc(M, sizeof *fit);
@@ -1664,11 +1670,11 @@ static bool plan_auto(exec_ctx *ctx, task *t, const bool *test_cached, exec_erro
                              chosen, t->use_sh ? est.total_s : full, other,
                              t->use_sh ? full : est.total_s, sched.n_rounds,
                              (long long)sched.chunk, (long long)sched.budget);
-    t->sh_estimate = json_pack("{s:s, s:f, s:f, s:f, s:i, s:I, s:I}", "chose",
+    t->sh_estimate = json_pack("{s:s, s:f, s:f, s:f, s:i, s:I, s:I, s:i}", "chose",
                                t->use_sh ? "sh" : "full", "full_seconds", full, "sh_seconds",
                                est.total_s, "sh_test_seconds", est.test_s, "rounds",
                                sched.n_rounds, "chunk", (json_int_t)sched.chunk, "budget",
-                               (json_int_t)sched.budget);
+                               (json_int_t)sched.budget, "eta", sched.eta);
     sh_schedule_free(&sched);
     plan_cost_free(&pc);
     if (t->use_sh) { /* run_sh plans its own rounds */
@@ -1696,6 +1702,15 @@ static bool plan_task(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
          replay_prepare(t, err);
     if (!ok)
         return false;
+    if (s->eta.present && !s->chunk.present)
+        return exec_failb(err, 400, "semantic_error", s->eta.pos,
+                          "ETA is successive halving's η: it needs CHUNK (CHUNK n BUDGET m ETA "
+                          "%lld, or CHUNK AUTO)",
+                          (long long)s->eta.value);
+    if (s->eta.present && s->eta.value > SH_ETA_MAX)
+        return exec_failb(err, 400, "semantic_error", s->eta.pos,
+                          "ETA %lld is too large: successive halving takes 2 ≤ η ≤ %d",
+                          (long long)s->eta.value, SH_ETA_MAX);
     bool sh_auto = s->chunk.present && s->chunk.is_auto && !s->budget.present;
     if ((s->chunk.present || s->budget.present) && !sh_auto) {
         t->use_sh = true;
@@ -1987,16 +2002,16 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
                 est.total_s = json_number_value(decided);
             }
             estimated = est.total_s;
-            sh_line = xasprintf("Successive halving: %d rounds, chunk %lld, budget %lld; est. "
-                                "%.2f s (test embeddings %.2f s, rounds %.2f s; survivors at the "
-                                "pool's average cost)",
+            sh_line = xasprintf("Successive halving: %d rounds, chunk %lld, budget %lld, eta "
+                                "%d; est. %.2f s (test embeddings %.2f s, rounds %.2f s; "
+                                "survivors at the pool's average cost)",
                                 sched.n_rounds, (long long)sched.chunk, (long long)sched.budget,
-                                est.total_s, est.test_s, est.rounds_s);
+                                sched.eta, est.total_s, est.test_s, est.rounds_s);
             json_object_set_new(tree, "sh_estimate",
-                                json_pack("{s:i, s:I, s:I, s:f, s:f}", "rounds", sched.n_rounds,
-                                          "chunk", (json_int_t)sched.chunk, "budget",
-                                          (json_int_t)sched.budget, "seconds", est.total_s,
-                                          "test_seconds", est.test_s));
+                                json_pack("{s:i, s:I, s:I, s:i, s:f, s:f}", "rounds",
+                                          sched.n_rounds, "chunk", (json_int_t)sched.chunk,
+                                          "budget", (json_int_t)sched.budget, "eta", sched.eta,
+                                          "seconds", est.total_s, "test_seconds", est.test_s));
             sh_schedule_free(&sched);
         }
         result_notice(result, "successive halving plans each round's jobs from the results of "

@@ -236,7 +236,7 @@ typedef struct ast_call {
 
 typedef enum ast_tested_kind { TESTED_NONE, TESTED_DEFAULT, TESTED_TASK, TESTED_BENCHMARK } ast_tested_kind;
 
-/* CHUNK / BUDGET: a number or AUTO. */
+/* CHUNK / BUDGET: a number or AUTO; ETA: a number (≥ 2). */
 typedef struct ast_amount {
     bool present;
     bool is_auto;
@@ -263,6 +263,7 @@ typedef struct ast_select {
     ast_name other_than;          /* text == NULL when absent */
     ast_amount chunk;
     ast_amount budget;
+    ast_amount eta;               /* successive halving's η; absent: 2 */
     bool wait;
 } ast_select;
 

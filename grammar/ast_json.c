@@ -100,6 +100,7 @@ static json_t *select_json(const ast_select *s, json_t *o)
     set_if(o, "other_than", s->other_than.text ? name_json(&s->other_than) : NULL);
     set_if(o, "chunk", amount_json(&s->chunk));
     set_if(o, "budget", amount_json(&s->budget));
+    set_if(o, "eta", amount_json(&s->eta));
     if (s->wait)
         json_object_set_new(o, "wait", json_true());
     return o;

@@ -51,7 +51,7 @@ static const int operators[] = {
 /* The clauses of SELECT and of RANK in the order they must be written. */
 static const int select_clauses[] = {
     TK_WHERE, TK_ORDER, TK_TRAINED, TK_TESTED, TK_CLASSIFIED, TK_LIMIT, TK_OTHER, TK_CHUNK,
-    TK_BUDGET, TK_WAIT,
+    TK_BUDGET, TK_ETA, TK_WAIT,
 };
 static const int rank_clauses[] = {
     TK_WHERE, TK_ORDER, TK_TRAINED, TK_TESTED, TK_BY, TK_LIMIT, TK_WAIT,
@@ -60,7 +60,7 @@ static const int rank_clauses[] = {
  * then the set operators, so "expected …" reads like the statement's own layout. */
 static const int clause_listing[] = {
     TK_WHERE, TK_ORDER, TK_TRAINED, TK_TESTED, TK_CLASSIFIED, TK_BY, TK_LIMIT, TK_OTHER,
-    TK_CHUNK, TK_BUDGET, TK_WAIT, TK_UNION, TK_INTERSECT, TK_EXCEPT,
+    TK_CHUNK, TK_BUDGET, TK_ETA, TK_WAIT, TK_UNION, TK_INTERSECT, TK_EXCEPT,
 };
 
 static int index_of(const int *set, int n, int token)
@@ -330,9 +330,9 @@ static void track(driver *d, int t)
         const int *clauses = d->in_rank ? rank_clauses : select_clauses;
         int n = d->in_rank ? COUNT(rank_clauses) : COUNT(select_clauses);
         int i = index_of(clauses, n, t);
-        /* WAIT is not reserved: count it only where it is the keyword, not a name;
-         * BY starts RANK's strategy clause, but not in ORDER BY or CLASSIFIED BY */
-        if (i >= 0 && (t != TK_WAIT || rq_parser_accepts_keyword(d->parser, t))
+        /* WAIT and ETA are not reserved: count them only where they are the keyword, not a
+         * name; BY starts RANK's strategy clause, but not in ORDER BY or CLASSIFIED BY */
+        if (i >= 0 && ((t != TK_WAIT && t != TK_ETA) || rq_parser_accepts_keyword(d->parser, t))
             && (t != TK_BY || (d->prev != TK_ORDER && d->prev != TK_CLASSIFIED)))
             d->last_clause = i;
     }

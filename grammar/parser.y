@@ -159,7 +159,7 @@ static ast_node *unary(parse_state *ps, ast_op op, ast_pos pos, ast_node *operan
 }
 
 /* A plain catalog query ends with its ORDER BY and LIMIT. A task-aware query (TRAINED ON,
- * TESTED ON, CLASSIFIED BY, RANK … BY, OTHER THAN, CHUNK, BUDGET, WAIT) does not: its
+ * TESTED ON, CLASSIFIED BY, RANK … BY, OTHER THAN, CHUNK, BUDGET, ETA, WAIT) does not: its
  * ORDER BY names the metric and its LIMIT keeps the top k per classifier, so both belong
  * to that query wherever it stands in a set operation. */
 static bool is_plain_select(const ast_node *n)
@@ -168,7 +168,8 @@ static bool is_plain_select(const ast_node *n)
         return false;
     const ast_select *s = (const ast_select *)n;
     return !s->is_rank && !s->trained_on && s->tested_kind == TESTED_NONE && !s->classifiers
-           && !s->other_than.text && !s->chunk.present && !s->budget.present && !s->wait;
+           && !s->other_than.text && !s->chunk.present && !s->budget.present && !s->eta.present
+           && !s->wait;
 }
 
 /* A query and whether it was written in parentheses (which the tree does not keep). */
@@ -239,6 +240,16 @@ static ast_amount amount_of(parse_state *ps, const rq_token *t, const char *what
     return (ast_amount){.present = true, .value = whole_number(ps, t, what), .pos = t->pos};
 }
 
+/* ETA n: an integer of at least 2 (η = 1 would keep every model in every round). */
+static ast_amount eta_of(parse_state *ps, const rq_token *t)
+{
+    ast_amount a = amount_of(ps, t, "ETA");
+    if (!ps->failed && a.value < 2)
+        parse_action_error(ps, t->pos, t->len, "ETA must be an integer of at least 2, not %.*s",
+                           (int)t->len, t->start);
+    return a;
+}
+
 static ast_int_list int_list_one(parse_state *ps, const rq_token *t)
 {
     ast_int_list l = {0};
@@ -263,7 +274,7 @@ typedef struct tail_set {
     int64_t limit;
     ast_pos limit_pos;
     ast_name other_than;
-    ast_amount chunk, budget;
+    ast_amount chunk, budget, eta;
     bool wait;
 } tail_set;
 }
@@ -291,9 +302,9 @@ typedef struct tail_set {
 %token UNION INTERSECT EXCEPT.
 /* Non-reserved words: keywords where the grammar expects them, identifiers elsewhere. */
 %token ANALYZE JSON WAIT SHOW CANCEL JOB JOBS QUERY MODEL MODELS DATASET DATASETS
-       EXTENSIONS USING CACHE TRUE FALSE CHECK OF.
+       EXTENSIONS USING CACHE TRUE FALSE CHECK OF ETA.
 %fallback IDENT ANALYZE JSON WAIT SHOW CANCEL JOB JOBS QUERY MODEL MODELS DATASET DATASETS
-       EXTENSIONS USING CACHE TRUE FALSE CHECK OF.
+       EXTENSIONS USING CACHE TRUE FALSE CHECK OF ETA.
 
 %left OR.
 %left AND.
@@ -368,6 +379,7 @@ select(A) ::= SELECT(K) distinct(D) columns(C) FROM name(F) clauses(X) tail(T). 
     s->other_than = T.other_than;
     s->chunk = T.chunk;
     s->budget = T.budget;
+    s->eta = T.eta;
     s->wait = T.wait;
     A = &s->h;
 }
@@ -440,9 +452,9 @@ tested_on(A) ::= TESTED ON datasets(D).               { A.tested_kind = TESTED_D
 tested_on(A) ::= TESTED ON TASK datasets(D).          { A.tested_kind = TESTED_TASK; A.tested_on = D; }
 tested_on(A) ::= TESTED ON BENCHMARK datasets(D).     { A.tested_kind = TESTED_BENCHMARK; A.tested_on = D; }
 
-/* CLASSIFIED BY, LIMIT, OTHER THAN, CHUNK, BUDGET, WAIT: task-aware SELECT only. */
+/* CLASSIFIED BY, LIMIT, OTHER THAN, CHUNK, BUDGET, ETA, WAIT: task-aware SELECT only. */
 %type tail { tail_set }
-tail(A) ::= classified(C) limit(L) other_than(O) chunk(CH) budget(B) wait(W). {
+tail(A) ::= classified(C) limit(L) other_than(O) chunk(CH) budget(B) eta(E) wait(W). {
     A.classifiers = C;
     A.has_limit = L.has_limit;
     A.limit = L.limit;
@@ -450,6 +462,7 @@ tail(A) ::= classified(C) limit(L) other_than(O) chunk(CH) budget(B) wait(W). {
     A.other_than = O;
     A.chunk = CH;
     A.budget = B;
+    A.eta = E;
     A.wait = W;
 }
 
@@ -475,6 +488,11 @@ chunk(A) ::= CHUNK AUTO(K).     { A = (ast_amount){.present = true, .is_auto = t
 budget(A) ::= .                 { A = (ast_amount){0}; }
 budget(A) ::= BUDGET integer(N). { A = amount_of(ps, N, "BUDGET"); }
 budget(A) ::= BUDGET AUTO(K).    { A = (ast_amount){.present = true, .is_auto = true, .pos = K->pos}; }
+
+/* η of successive halving: each round keeps ceil(S/η) models (the planner caps it). */
+%type eta { ast_amount }
+eta(A) ::= .                    { A = (ast_amount){0}; }
+eta(A) ::= ETA integer(N).      { A = eta_of(ps, N); }
 
 /* A number where a non-negative integer is required; the sign is taken so the error can
  * say "must be a non-negative integer, not -1" rather than "unexpected '-'". */

@@ -639,6 +639,26 @@ check "16: the winner's err is its err on the whole training set" feq "$(printf 
 query "$QSH" 60
 jcheck "16: asked again, SH runs no job" '.status == "complete" and .jobs.submitted == 0'
 check_eq "16: ... and ranks the same" "$(printf '%s' "$RSH" | jq -c .rows)" "$(jf .rows)"
+# ETA 3 (4 models): L = ceil(log_3 4) = 2, S = 4, 2, keep 2, 1; CHUNK 100 BUDGET 40: r = 5, 10,
+# prefixes 100·5 = 500 and 100·(5 + 15) = 2000 rows.
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK 100 BUDGET 40 ETA 3 WAIT')" 120
+jcheck "16: ETA 3 runs and reports eta 3 and its rounds (4 keep 2 on 500 rows, 2 keep 1 on 2000)" \
+  '.status == "complete" and .sh.eta == 3 and .sh.rounds_done == 2 and ([.sh.rounds[] | [.models, .keep, .train_rows]] == [[4, 2, 500], [2, 1, 2000]]) and ([.rows[] | .[3]] == [2, 1, 0, 0])'
+# ETA 4: one round (4^1 ≥ 4) of all 4 models on all of "tr" (AUTO: B = 4, C = 2000), keep 1: the
+# plain ranking's order (err, then the catalogue order SH breaks ties with).
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK AUTO BUDGET AUTO ETA 4 WAIT')" 120
+jcheck "16: ETA 4: one round of 4 models on 2000 rows, keep 1" \
+  '.status == "complete" and .sh.eta == 4 and ([.sh.rounds[] | [.models, .keep, .train_rows]] == [[4, 1, 2000]]) and ([.rows[] | .[3]] == [1, 0, 0, 0])'
+W4=$(jf '.rows[0][5]')
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"')" 60
+check "16: ... its winner's err is the full ranking's lowest err" feq "$W4" "$(jf '[.rows[][3]] | min')"
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'ETA 3 WAIT')"
+expect "16: ETA without CHUNK: 400" 400 semantic_error
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK 100 ETA 65')"
+expect "16: ETA above 64: 400" 400 semantic_error
+query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK 100 ETA 1')"
+expect "16: ETA 1: 400 syntax error" 400 syntax_error
+check_contains "16: ... at its position" 'ETA must be an integer of at least 2, not 1' "$(jf .error.message)"
 query "$(rank_q '"tr2"' '"te"' '"Euclidean NN"' 'CHUNK 50 BUDGET AUTO')" 20
 jcheck "16: without WAIT it submits round 0 and says so" '.status == "running" and .sh.rounds_done == 0 and .remaining_jobs > 0'
 

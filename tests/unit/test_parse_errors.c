@@ -32,7 +32,7 @@ typedef struct error_case {
 #define SYN RQ_ERR_SYNTAX
 #define LEX RQ_ERR_LEXICAL
 #define SELECT_ORDER "(SELECT clauses go in the order WHERE, ORDER BY, TRAINED ON, TESTED ON, " \
-                     "CLASSIFIED BY, LIMIT, OTHER THAN, CHUNK, BUDGET, WAIT)"
+                     "CLASSIFIED BY, LIMIT, OTHER THAN, CHUNK, BUDGET, ETA, WAIT)"
 
 static const error_case cases[] = {
     /* ---- unexpected tokens ---------------------------------------------------------- */
@@ -67,7 +67,7 @@ static const error_case cases[] = {
     {.name = "bad_token_sql_quote_doubling", .src = "select * from t where a = 'it''s';",
      .kind = SYN, .line = 1, .col = 31,
      .message = "unexpected string \"s\", expected ORDER BY, TRAINED ON, TESTED ON, CLASSIFIED BY, "
-                "LIMIT, OTHER THAN, CHUNK, BUDGET, WAIT, UNION, INTERSECT, EXCEPT, an operator "
+                "LIMIT, OTHER THAN, CHUNK, BUDGET, ETA, WAIT, UNION, INTERSECT, EXCEPT, an operator "
                 "or ';'"},
     {.name = "bad_token_change_target_slice", .src = "select * from t trained on (\"a\" change [1] to \"b\"[2:3]);",
      .kind = SYN, .line = 1, .col = 52, .message = "unexpected ':', expected ',' or ']'"},
@@ -212,6 +212,14 @@ static const error_case cases[] = {
      .col = 23, .message = "CHUNK must be a non-negative integer, not 2.5"},
     {.name = "budget_negative", .src = "select * from t budget -4;", .kind = SYN, .line = 1,
      .col = 24, .message = "BUDGET must be a non-negative integer, not -4"},
+    {.name = "eta_one", .src = "select * from t chunk 8 eta 1;", .kind = SYN, .line = 1,
+     .col = 29, .message = "ETA must be an integer of at least 2, not 1"},
+    {.name = "eta_not_integer", .src = "select * from t chunk 8 eta 2.5;", .kind = SYN, .line = 1,
+     .col = 29, .message = "ETA must be a non-negative integer, not 2.5"},
+    {.name = "eta_auto", .src = "select * from t chunk 8 eta auto;", .kind = SYN, .line = 1,
+     .col = 29, .message = "unexpected AUTO, expected number or '-'"},
+    {.name = "eta_after_wait", .src = "select * from t chunk 8 wait eta 3;", .kind = SYN,
+     .line = 1, .col = 30, .message = "ETA must come before WAIT " SELECT_ORDER},
     {.name = "index_not_integer", .src = "select * from t trained on (\"a\" change [1.5] to \"b\");",
      .kind = SYN, .line = 1, .col = 41, .message = "an index must be a non-negative integer, not 1.5"},
     {.name = "index_negative", .src = "select * from t trained on (\"a\" change [0, -2] to \"b\");",

@@ -88,6 +88,73 @@ static void test_eta3(void **state)
     sh_schedule_free(&s);
 }
 
+/* η = 3 on a small case, every number by hand (ETA 3 in a query): M = 10, N = 1000, C = 10,
+ * B = 60. L = ceil(log_3 10) = 3 (3² = 9 < 10 ≤ 27); S = 10, ceil(10/3) = 4, ceil(4/3) = 2;
+ * r_k = floor(60 / (S_k · 3)) = 2, 5, 10; P = 2, 7, 17; T = 10·2 = 20, 10·(2+7) = 90,
+ * 10·(2+7+17) = 260; new rows 20, 70, 170; pulls 10·2 + 4·5 + 2·10 = 60; model rows
+ * 10·20 + 4·70 + 2·170 = 820. AUTO: B = 10·3 = 30, r = 1, 2, 5, ΣP = 1 + 3 + 8 = 12,
+ * C = ceil(1000/12) = 84: prefixes 84, 336, min(1008, 1000). */
+static void test_eta3_by_hand(void **state)
+{
+    (void)state;
+    int64_t n = 1000;
+    sh_schedule s;
+    char err[256] = "";
+    assert_int_equal(sh_schedule_make(&s, 10, &n, 1, 10, 60, 3, err, sizeof err), 0);
+    assert_int_equal(s.eta, 3);
+    assert_int_equal(s.n_rounds, 3);
+    static const int64_t models[] = {10, 4, 2}, keep[] = {4, 2, 1}, pulls[] = {2, 5, 10},
+                         cum[] = {2, 7, 17}, prefix[] = {20, 90, 260}, fresh[] = {20, 70, 170};
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(s.rounds[k].models, models[k]);
+        assert_int_equal(s.rounds[k].keep, keep[k]);
+        assert_int_equal(s.rounds[k].pulls, pulls[k]);
+        assert_int_equal(s.rounds[k].cum_pulls, cum[k]);
+        assert_int_equal(s.rounds[k].prefix[0], prefix[k]);
+        assert_int_equal(s.rounds[k].new_total, fresh[k]);
+    }
+    assert_int_equal(s.pulls_spent, 60);
+    assert_int_equal(s.model_rows, 820);
+    sh_schedule_free(&s);
+    /* B = 29 < B_min = 30 */
+    assert_int_equal(sh_schedule_make(&s, 10, &n, 1, 10, 29, 3, err, sizeof err), -1);
+
+    int64_t c, b;
+    sh_bound au = {SH_BOUND_AUTO, 0};
+    assert_int_equal(sh_auto_bounds(n, 10, 3, au, au, &c, &b, err, sizeof err), 0);
+    assert_int_equal(b, 30);
+    assert_int_equal(c, 84);
+    assert_int_equal(sh_schedule_make(&s, 10, &n, 1, c, b, 3, err, sizeof err), 0);
+    static const int64_t auto_prefix[] = {84, 336, 1000};
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(s.rounds[k].prefix[0], auto_prefix[k]);
+
+    /* Selection keeps ceil(S_k/3): errs of round 0 are 0.0, 0.1, …, 0.9 reversed (model 9
+     * best); 4 go on (9, 8, 7, 6), then 2 (by the round-1 errs: 6 and 8), then 1 (8). */
+    double errs[3 * 10];
+    for (int m = 0; m < 10; m++) {
+        errs[m] = (9 - m) / 10.0;
+        errs[10 + m] = errs[20 + m] = 9;
+    }
+    errs[10 + 6] = 0.1; errs[10 + 8] = 0.2; errs[10 + 9] = 0.3; errs[10 + 7] = 0.4;
+    errs[20 + 6] = 0.5; errs[20 + 8] = 0.4;
+    sh_ranked rk[10];
+    bool al[10];
+    assert_int_equal(sh_select(&s, 1, errs, rk, al, err, sizeof err), 0);
+    for (int m = 0; m < 10; m++)
+        assert_int_equal(al[m], m >= 6);
+    assert_int_equal(sh_select(&s, 3, errs, rk, al, err, sizeof err), 0);
+    static const size_t order[] = {8, 6, 9, 7, 5, 4, 3, 2, 1, 0};
+    static const int survived[] = {3, 2, 1, 1, 0, 0, 0, 0, 0, 0};
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(rk[i].model, order[i]);
+        assert_int_equal(rk[i].survived, survived[i]);
+    }
+    assert_int_equal(rk[0].train_rows, 1000);
+    assert_int_equal(rk[2].train_rows, 336);
+    sh_schedule_free(&s);
+}
+
 /* ---- AUTO ---------------------------------------------------------------------------------- */
 
 static void test_get_bounds_examples(void **state)
@@ -547,6 +614,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_worked_example),
         cmocka_unit_test(test_eta3),
+        cmocka_unit_test(test_eta3_by_hand),
         cmocka_unit_test(test_get_bounds_examples),
         cmocka_unit_test(test_auto_mixed_and_default),
         cmocka_unit_test(test_proportional),
