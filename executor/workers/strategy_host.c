@@ -490,45 +490,79 @@ static double take_embed_seconds(strategy_host *h, const char *const *hashes, si
     return s;
 }
 
-/* The proxy job a ranking submits for this model and proxy on the request's TRAINED ON /
- * TESTED ON data (executor/task.c build_jobs, no CHANGE: strategies get none), its embed
- * jobs run first. 0 with *res, or -1 with *err. */
+json_t *strategy_host_proxy_jobs(const json_t *model, const json_t *data, const json_t *canon,
+                                 char **err)
+{
+    const char *runner = json_string_value(json_object_get(model, "runner"));
+    const json_t *train = json_object_get(data, "train"), *test = json_object_get(data, "test");
+    if (!runner_embeds(runner)) {
+        *err = xasprintf("proxy_score: model %s has runner %s, which has no features here "
+                         "(builtin, onnx, exec and noop embed; replay models are scored on "
+                         "replay datasets)",
+                         json_string_value(json_object_get(model, "name")),
+                         runner ? runner : "?");
+        return NULL;
+    }
+    if (json_array_size(train) == 0) {
+        *err = xstrdup("proxy_score: the strategy job carries no file datasets (a replay "
+                       "ranking, or one planned by an older rankqld: run the RANK again)");
+        return NULL;
+    }
+    json_t *eobj = embed_model(model), *fit = embed_fit(eobj, train);
+    json_t *jobs = json_array(), *tr = json_array(), *te = json_array();
+    size_t n = json_array_size(train) + json_array_size(test);
+    for (size_t i = 0; i < n; i++) {
+        bool is_train = i < json_array_size(train);
+        const json_t *d = is_train ? json_array_get(train, i)
+                                   : json_array_get(test, i - json_array_size(train));
+        json_t *p = json_pack("{s:O, s:O, s:O}", "model", eobj, "dataset", d, "fit", fit);
+        char hex[HASH_HEX_LEN + 1];
+        queue_job_hash("embed", p, hex);
+        json_array_append_new(jobs, json_pack("{s:s, s:o, s:s}", "kind", "embed", "payload", p,
+                                              "hash", hex));
+        json_array_append_new(is_train ? tr : te,
+                              json_pack("{s:s, s:[]}", "features", hex, "changes"));
+    }
+    json_t *p = json_pack("{s:O, s:O, s:o, s:o}", "proxy", canon, "model_id",
+                          json_object_get(model, "id"), "train", tr, "test", te);
+    char hex[HASH_HEX_LEN + 1];
+    queue_job_hash("proxy", p, hex);
+    json_array_append_new(jobs, json_pack("{s:s, s:o, s:s}", "kind", "proxy", "payload", p,
+                                          "hash", hex));
+    json_decref(eobj);
+    json_decref(fit);
+    return jobs;
+}
+
+/* Runs the jobs of strategy_host_proxy_jobs in order through the queue, the last one
+ * waiting for the others. 0 with *res, or -1 with *err. */
 static int proxy_on_files(strategy_host *h, const json_t *model, const json_t *canon,
                           json_t **res, bool *cached, int64_t *job_id, double *embed_secs,
                           char **err)
 {
-    const json_t *train, *test;
-    if (!file_data(h, "proxy_score", model, &train, &test, err))
+    json_t *jobs = h->data ? strategy_host_proxy_jobs(model, h->data, canon, err) : NULL;
+    if (!jobs) {
+        if (!h->data)
+            *err = xstrdup("proxy_score: the strategy job carries no file datasets (a replay "
+                           "ranking, or one planned by an older rankqld: run the RANK again)");
         return -1;
-    json_t *eobj = embed_model(model), *fit = embed_fit(eobj, train);
-    size_t n = json_array_size(train) + json_array_size(test);
-    int64_t *deps = xcalloc(n + 1, sizeof *deps);
-    char (*hashes)[HASH_HEX_LEN + 1] = xcalloc(n + 1, sizeof *hashes);
-    const char **hp = xcalloc(n + 1, sizeof *hp);
-    json_t *tr = json_array(), *te = json_array();
+    }
+    size_t last = json_array_size(jobs) - 1;
+    int64_t *deps = xcalloc(last + 1, sizeof *deps);
+    char (*hashes)[HASH_HEX_LEN + 1] = xcalloc(last + 1, sizeof *hashes);
+    const char **hp = xcalloc(last + 1, sizeof *hp);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        bool is_train = i < json_array_size(train);
-        const json_t *d = is_train ? json_array_get(train, i)
-                                   : json_array_get(test, i - json_array_size(train));
-        rc = run_embed(h, json_pack("{s:O, s:O, s:O}", "model", eobj, "dataset", d, "fit", fit),
-                       &deps[i], hashes[i], err);
-        hp[i] = hashes[i];
-        if (rc == 0)
-            json_array_append_new(is_train ? tr : te, json_pack("{s:s, s:[]}", "features",
-                                                                 hashes[i], "changes"));
+    for (size_t k = 0; rc == 0 && k < last; k++) {
+        json_t *p = json_object_get(json_array_get(jobs, k), "payload");
+        rc = run_embed(h, json_incref(p), &deps[k], hashes[k], err);
+        hp[k] = hashes[k];
     }
-    if (rc == 0) {
-        json_t *payload = json_pack("{s:O, s:O, s:O, s:O}", "proxy", canon, "model_id",
-                                    json_object_get(model, "id"), "train", tr, "test", te);
-        rc = through_queue_deps(h, "proxy", payload, deps, n, res, cached, job_id, err);
-        json_decref(payload);
-    }
-    *embed_secs = rc == 0 ? take_embed_seconds(h, hp, n) : 0;
-    json_decref(tr);
-    json_decref(te);
-    json_decref(eobj);
-    json_decref(fit);
+    if (rc == 0)
+        rc = through_queue_deps(h, "proxy",
+                                json_object_get(json_array_get(jobs, last), "payload"), deps,
+                                last, res, cached, job_id, err);
+    *embed_secs = rc == 0 ? take_embed_seconds(h, hp, last) : 0;
+    json_decref(jobs);
     free(deps);
     free(hashes);
     free(hp);

@@ -40,6 +40,17 @@ json_t *strategy_host_call(void *h, const json_t *request);
  * (each model/proxy counted once). */
 void strategy_host_report(const strategy_host *h, json_t *result);
 
+/* The jobs of a proxy score on file data, in the order they run: one embed job per dataset
+ * of data's train then test, then the proxy job reading them —
+ *   [{"kind": "embed", "payload": {"model", "dataset", "fit"}, "hash"}, …,
+ *    {"kind": "proxy", "payload": {"proxy", "model_id", "train", "test"}, "hash"}]
+ * — the payloads RANK … BY the proxy submits (executor/task.c build_jobs; no CHANGE).
+ * model is a strategy payload's model entry (id, name, runner, modality, spec, catalog);
+ * data its "data"; canon a canonical proxy (proxy_job_canonical). A new array, or NULL with
+ * *err (a runner without features here, no train dataset; caller frees). */
+json_t *strategy_host_proxy_jobs(const json_t *model, const json_t *data, const json_t *canon,
+                                 char **err);
+
 /* finetune_seconds + proxy_seconds. */
 double strategy_host_paid_seconds(const strategy_host *h);
 
