@@ -1130,10 +1130,9 @@ static bool sh_check(const task *t, exec_error *err)
 {
     const ast_select *s = t->s;
     ast_pos pos = s->chunk.present ? s->chunk.pos : s->budget.pos;
-    if (t->strategy || t->nproxies != 1)
+    if (t->strategy)
         return exec_failb(err, 400, "semantic_error", pos,
-                          "successive halving ranks by one proxy: CLASSIFIED BY (or RANK … BY) "
-                          "names exactly one");
+                          "successive halving ranks by proxies, not by a strategy");
     if (s->tested_kind == TESTED_BENCHMARK)
         return exec_failb(err, 400, "semantic_error", pos,
                           "successive halving needs one test task: use TESTED ON TASK");
@@ -1202,8 +1201,9 @@ static void sh_round_parts(const task *t, const sh_schedule *sched, int k, part_
     }
 }
 
-/* Adds round k's proxy job of every alive model to t->jobs; cells[m].job is its index. */
-static void sh_build_round(task *t, const sh_schedule *sched, int k, const bool *alive,
+/* Adds round k's job of proxy p for every alive model to t->jobs; cells[m].job is its index.
+ * The embed jobs of a chunk are the same for every proxy (one job each, by hash). */
+static void sh_build_round(task *t, const sh_schedule *sched, int k, size_t p, const bool *alive,
                            cell_ref *cells)
 {
     part_list parts;
@@ -1212,14 +1212,14 @@ static void sh_build_round(task *t, const sh_schedule *sched, int k, const bool 
      * SH, so every round's features share one basis. */
     const json_t *fit = t->train.items[0].data.obj;
     for (size_t m = 0; m < t->models.n; m++) {
-        cells[m] = (cell_ref){m, 0, 0, SIZE_MAX};
+        cells[m] = (cell_ref){m, p, 0, SIZE_MAX};
         if (!alive[m])
             continue;
         const model_use *mu = &t->models.items[m];
         size_t *deps = NULL, ndeps = 0;
         json_t *train = parts_payload(&t->jobs, mu, parts.items, parts.n, fit, &deps, &ndeps);
         json_t *test = parts_payload(&t->jobs, mu, t->test.items, t->test.n, fit, &deps, &ndeps);
-        json_t *payload = json_pack("{s:O, s:I, s:o, s:o}", "proxy", t->proxies[0].proxy,
+        json_t *payload = json_pack("{s:O, s:I, s:o, s:o}", "proxy", t->proxies[p].proxy,
                                     "model_id", (json_int_t)mu->id, "train", train, "test", test);
         size_t j = task_job_set_add(&t->jobs, "proxy", payload);
         for (size_t d = 0; d < ndeps; d++)
@@ -1232,14 +1232,15 @@ static void sh_build_round(task *t, const sh_schedule *sched, int k, const bool 
 
 /* Looks round k's jobs up in the caches; only the jobs this round still needs stay
  * un-cached (and so get submitted). */
-static bool sh_mark_round(exec_ctx *ctx, task *t, const cell_ref *cells, exec_error *err)
+static bool sh_mark_round(exec_ctx *ctx, task *t, const cell_ref *cells, size_t ncells,
+                          exec_error *err)
 {
     if (!task_mark_cached(ctx, &t->jobs, "embed", "feature_cache", err) ||
         !task_forget_missing_features(ctx, &t->jobs, err) ||
         !task_mark_cached(ctx, &t->jobs, "proxy", "proxy_results", err))
         return false;
     bool *needed = xcalloc(t->jobs.n + 1, sizeof *needed);
-    for (size_t m = 0; m < t->models.n; m++) {
+    for (size_t m = 0; m < ncells; m++) {
         size_t j = cells[m].job;
         if (j == SIZE_MAX || t->jobs.items[j].cached)
             continue;
@@ -1254,9 +1255,9 @@ static bool sh_mark_round(exec_ctx *ctx, task *t, const cell_ref *cells, exec_er
     return true;
 }
 
-static json_t *sh_rows(const task *t, const sh_ranked *order)
+/* Appends proxy p's ranking to rows; returns how many rows it gave. */
+static size_t sh_rows(const task *t, size_t p, const sh_ranked *order, json_t *rows)
 {
-    json_t *rows = json_array();
     size_t n = t->models.n;
     size_t limit = t->s->has_limit && (size_t)t->s->limit < n ? (size_t)t->s->limit : n;
     for (size_t i = 0; i < limit; i++) {
@@ -1266,17 +1267,17 @@ static json_t *sh_rows(const task *t, const sh_ranked *order)
         json_t *cells = t->models.items[r->model].cells;
         for (size_t c = 0; c < json_array_size(cells); c++)
             json_array_append(row, json_array_get(cells, c));
-        json_array_append_new(row, json_string(t->proxies[0].label));
+        json_array_append_new(row, json_string(t->proxies[p].label));
         json_array_append_new(row, json_integer(r->survived));
         json_array_append_new(row, r->last_round >= 0 ? json_integer(r->train_rows)
                                                       : json_null());
         bool has = r->last_round >= 0 && !isnan(r->err);
         json_array_append_new(row, has ? json_real(r->err) : json_null());
-        json_array_append_new(row, has && !t->proxies[0].is_score ? json_real(1 - r->err)
+        json_array_append_new(row, has && !t->proxies[p].is_score ? json_real(1 - r->err)
                                                                   : json_null());
         json_array_append_new(rows, row);
     }
-    return rows;
+    return limit;
 }
 
 static json_t *sh_schedule_json(const sh_schedule *sched, int rounds_done)
@@ -1294,11 +1295,14 @@ static json_t *sh_schedule_json(const sh_schedule *sched, int rounds_done)
                      "rounds", rounds);
 }
 
-/* Runs (or advances) the SH search of a planned task; fills result. */
+/* Runs (or advances) the SH search of a planned task; fills result. Several proxies run one
+ * SH each (one ranking per proxy, as without SH) in step: round k of every proxy is built,
+ * submitted and waited for together, so a chunk's embed jobs serve all of them. A proxy whose
+ * round is pending stops there; the others go on as far as their results allow. */
 static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
 {
     const ast_select *s = t->s;
-    size_t M = t->models.n;
+    size_t M = t->models.n, P = t->nproxies;
     if (M < 2) {
         result_set(result, json_array(), json_array());
         result_notice(result, "successive halving needs at least 2 models; %zu matched", M);
@@ -1322,21 +1326,34 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
                           s->chunk.present ? s->chunk.pos : s->budget.pos,
                           "successive halving: %s", msg);
     int L = sched.n_rounds;
-    double *errs = xcalloc((size_t)L * M, sizeof *errs);
-    bool *alive = xcalloc(M, sizeof *alive);
-    cell_ref *cells = xcalloc(M, sizeof *cells);
-    sh_ranked *order = xcalloc(M, sizeof *order);
+    /* Per proxy p: errs [p][round][model], alive and order [p][model], cells [p][model]. */
+    double *errs = xcalloc((size_t)L * M * P, sizeof *errs);
+    bool *alive = xcalloc(M * P, sizeof *alive);
+    cell_ref *cells = xcalloc(M * P, sizeof *cells);
+    sh_ranked *order = xcalloc(M * P, sizeof *order);
+    int *done = xcalloc(P, sizeof *done);
+    bool *stuck = xcalloc(P, sizeof *stuck);
     json_t *failures = json_array();
-    for (size_t m = 0; m < M; m++)
-        alive[m] = true;
-    int done = 0;
+    for (size_t i = 0; i < M * P; i++)
+        alive[i] = true;
     long submitted_total = 0, remaining = 0;
     char *query_id = NULL;
-    bool ok = true, stop = false;
+    bool ok = true;
     double waited_total = 0;
-    while (ok && !stop && done < L) {
-        sh_build_round(t, &sched, done, alive, cells);
-        ok = sh_mark_round(ctx, t, cells, err);
+    while (ok) {
+        bool any = false;
+        for (size_t p = 0; p < P; p++) {
+            if (done[p] < L && !stuck[p]) {
+                sh_build_round(t, &sched, done[p], p, alive + p * M, cells + p * M);
+                any = true;
+            } else {
+                for (size_t m = 0; m < M; m++)
+                    cells[p * M + m] = (cell_ref){m, p, 0, SIZE_MAX};
+            }
+        }
+        if (!any)
+            break;
+        ok = sh_mark_round(ctx, t, cells, M * P, err);
         long submitted = ok && !ctx->dry ? task_submit_jobs(ctx, &t->jobs, err) : 0;
         ok = ok && submitted >= 0;
         if (ok && submitted > 0) {
@@ -1359,43 +1376,51 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
             break;
         /* load_values reads only the cells of models that ran this round. */
         size_t n = 0;
-        cell_ref *ran = xcalloc(M, sizeof *ran);
-        for (size_t m = 0; m < M; m++)
-            if (cells[m].job != SIZE_MAX)
-                ran[n++] = cells[m];
+        cell_ref *ran = xcalloc(M * P, sizeof *ran);
+        for (size_t c = 0; c < M * P; c++)
+            if (cells[c].job != SIZE_MAX)
+                ran[n++] = cells[c];
         cell_value *got = xcalloc(n + 1, sizeof *got);
         ok = load_values(ctx, &t->jobs, ran, n, got, err);
-        long pending = 0;
+        long *pending = xcalloc(P, sizeof *pending);
         for (size_t i = 0; ok && i < n; i++) {
-            size_t m = ran[i].model;
-            errs[(size_t)done * M + m] = got[i].known ? got[i].err : NAN;
+            size_t m = ran[i].model, p = ran[i].proxy;
+            errs[((size_t)p * L + (size_t)done[p]) * M + m] = got[i].known ? got[i].err : NAN;
             if (!got[i].known && got[i].error)
                 json_array_append_new(failures,
                                       json_pack("{s:s, s:s, s:i, s:s}", "model",
                                                 t->models.items[m].name, "proxy",
-                                                t->proxies[0].label, "round", done, "error",
+                                                t->proxies[p].label, "round", done[p], "error",
                                                 got[i].error));
             else if (!got[i].known)
-                pending++;
+                pending[p]++;
         }
         for (size_t i = 0; i < n; i++)
             free(got[i].error);
         free(got);
         free(ran);
-        if (!ok)
-            break;
-        if (pending) {
-            remaining = pending;
-            stop = true;
-            break;
+        for (size_t p = 0; ok && p < P; p++) {
+            if (done[p] >= L || stuck[p])
+                continue;
+            if (pending[p]) {
+                remaining += pending[p];
+                stuck[p] = true;
+                continue;
+            }
+            done[p]++;
+            ok = sh_select(&sched, done[p], errs + (size_t)p * L * M, order + p * M,
+                           alive + p * M, msg, sizeof msg) == 0 ||
+                 exec_failb(err, 500, "internal_error", s->h.pos, "successive halving: %s", msg);
         }
-        done++;
-        ok = sh_select(&sched, done, errs, order, alive, msg, sizeof msg) == 0 ||
+        free(pending);
+    }
+    int min_done = L;
+    for (size_t p = 0; ok && p < P; p++) {
+        min_done = done[p] < min_done ? done[p] : min_done;
+        ok = sh_select(&sched, done[p], errs + (size_t)p * L * M, order + p * M, NULL, msg,
+                       sizeof msg) == 0 ||
              exec_failb(err, 500, "internal_error", s->h.pos, "successive halving: %s", msg);
     }
-    if (ok)
-        ok = sh_select(&sched, done, errs, order, NULL, msg, sizeof msg) == 0 ||
-             exec_failb(err, 500, "internal_error", s->h.pos, "successive halving: %s", msg);
     if (ok) {
         json_t *cols = json_array();
         json_array_append_new(cols, json_string("rank"));
@@ -1405,8 +1430,17 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
         json_array_append_new(cols, json_string("train_rows"));
         json_array_append_new(cols, json_string("err"));
         json_array_append_new(cols, json_string("acc"));
-        result_set(result, cols, sh_rows(t, order));
-        json_object_set_new(result, "sh", sh_schedule_json(&sched, done));
+        json_t *rows = json_array(), *rankings = json_array();
+        for (size_t p = 0; p < P; p++) {
+            size_t nrows = sh_rows(t, p, order + p * M, rows);
+            json_array_append_new(rankings,
+                                  json_pack("{s:s, s:O, s:I, s:i}", "proxy", t->proxies[p].label,
+                                            "params", t->proxies[p].proxy, "rows",
+                                            (json_int_t)nrows, "rounds_done", done[p]));
+        }
+        result_set(result, cols, rows);
+        json_object_set_new(result, "rankings", rankings);
+        json_object_set_new(result, "sh", sh_schedule_json(&sched, min_done));
         json_object_set(result, "failures", failures);
         if (query_id)
             json_object_set_new(result, "query_id", json_string(query_id));
@@ -1415,22 +1449,24 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
                                                       (json_int_t)submitted_total, "remaining",
                                                       (json_int_t)remaining));
         json_object_set_new(result, "status",
-                            json_string(done == L ? (json_array_size(failures) ? "partial"
-                                                                              : "complete")
+                            json_string(min_done == L ? (json_array_size(failures) ? "partial"
+                                                                                  : "complete")
                                         : ctx->dry ? "dry"
                                                    : "running"));
         if (s->wait && submitted_total)
             json_object_set_new(result, "wait_seconds", json_real(waited_total));
-        if (done < L)
+        if (min_done < L)
             result_notice(result,
                           "successive halving: %d of %d rounds done%s; ask again (or add WAIT) "
                           "to go on",
-                          done, L, remaining ? ", the next round's jobs are running" : "");
+                          min_done, L,
+                          remaining ? ", the next round's jobs are running" : "");
         else
             result_notice(result,
-                          "successive halving: %d rounds, chunk %lld, budget %lld, eta %d; "
+                          "successive halving: %d rounds, chunk %lld, budget %lld, eta %d%s; "
                           "ranked by rounds survived, then err",
-                          L, (long long)sched.chunk, (long long)sched.budget, sched.eta);
+                          L, (long long)sched.chunk, (long long)sched.budget, sched.eta,
+                          P > 1 ? ", one search per proxy" : "");
     }
     free(query_id);
     json_decref(failures);
@@ -1438,6 +1474,8 @@ static bool run_sh(exec_ctx *ctx, task *t, json_t *result, exec_error *err)
     free(cells);
     free(alive);
     free(errs);
+    free(done);
+    free(stuck);
     sh_schedule_free(&sched);
     return ok;
 }
@@ -1621,13 +1659,29 @@ static int sh_estimate(const task *t, const plan_cost *pc, const bool *test_cach
         spr[m] = r == SIZE_MAX ? COST_DEFAULT_SECONDS_PER_ROW : pc->rates[r].seconds_per_row;
         fit[m] = t->models.items[m].needs_fit ? sizes[0] : 0;
     }
-    cost_proxy kind = COST_PROXY_NN;
-    const json_t *proxy = t->proxies[0].proxy;
-    cost_proxy_of(json_string_value(json_object_get(proxy, "name")), &kind);
-    const json_t *epochs = json_object_get(json_object_get(proxy, "params"), "num_epochs");
-    cost_task ct = {M, spr, pc->dims, test_cached, fit, total, n_test, 0,
-                    json_is_integer(epochs) ? json_integer_value(epochs) : 0, kind};
-    int rc = cost_sh_seconds(&ct, sched, est);
+    /* One SH per proxy: the test embeddings count once; each proxy's rounds count their
+     * embed jobs again (an upper bound: a chunk embeds once for the survivors they share). */
+    bool *all_cached = xcalloc(M, sizeof *all_cached);
+    for (size_t m = 0; m < M; m++)
+        all_cached[m] = true;
+    int rc = 0;
+    for (size_t p = 0; rc == 0 && p < t->nproxies; p++) {
+        cost_proxy kind = COST_PROXY_NN;
+        const json_t *proxy = t->proxies[p].proxy;
+        cost_proxy_of(json_string_value(json_object_get(proxy, "name")), &kind);
+        const json_t *epochs = json_object_get(json_object_get(proxy, "params"), "num_epochs");
+        cost_task ct = {M, spr, pc->dims, p ? all_cached : test_cached, fit, total, n_test, 0,
+                        json_is_integer(epochs) ? json_integer_value(epochs) : 0, kind};
+        cost_sh one;
+        rc = cost_sh_seconds(&ct, sched, p ? &one : est);
+        if (rc == 0 && p) {
+            est->rounds_s += one.rounds_s;
+            est->total_s += one.rounds_s;
+            for (int k = 0; k < sched->n_rounds; k++)
+                est->round_s[k] += one.round_s[k];
+        }
+    }
+    free(all_cached);
     free(spr);
     free(fit);
     if (rc != 0) {

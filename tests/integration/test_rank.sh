@@ -348,8 +348,6 @@ expect "9: a CHANGE target index past the target's size: 400" 400 semantic_error
 check_contains "9: ... naming the index and the target" 'index 500 is past the 500 examples of "tr2"' "$(jf .error.message)"
 query "$(rank_q '"tr"[5:5]' '"te"' '"Euclidean NN"')"
 expect "9: an empty slice: 400" 400 semantic_error
-query "$(rank_q '"tr"' '"te"' '"Euclidean NN", "logme"' 'CHUNK 100 WAIT')"
-expect "9: CHUNK with two proxies: 400" 400 semantic_error
 query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'BUDGET 1000')"
 expect "9: BUDGET without CHUNK: 400" 400 semantic_error
 query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK 100 BUDGET 3')"
@@ -652,6 +650,27 @@ jcheck "16: ETA 4: one round of 4 models on 2000 rows, keep 1" \
 W4=$(jf '.rows[0][5]')
 query "$(rank_q '"tr"' '"te"' '"Euclidean NN"')" 60
 check "16: ... its winner's err is the full ranking's lowest err" feq "$W4" "$(jf '[.rows[][3]] | min')"
+# Two proxies: one SH per proxy, sharing the chunks' embed jobs. On "tr"[0:1600], CHUNK 100
+# BUDGET AUTO (B = 8: r = 1, 2; prefixes 100 and 400 rows). NN alone first; then both: only
+# logme's proxy jobs (4 + 2) and the round-1 chunk of its survivors that NN's did not have
+# are new; then logme alone runs nothing and ranks as in the pair.
+SHT='"tr"[0:1600]'
+query "$(rank_q "$SHT" '"te"' '"Euclidean NN"' 'CHUNK 100 BUDGET AUTO WAIT')" 120
+RNN=$RESP
+E0=$(count_jobs embed)
+query "$(rank_q "$SHT" '"te"' '"Euclidean NN", "logme"' 'CHUNK 100 BUDGET AUTO WAIT')" 120
+RPAIR=$RESP
+E1=$(count_jobs embed)
+jcheck "16: two proxies with CHUNK: two SH rankings, both complete" \
+  '.status == "complete" and ([.rankings[] | [.proxy, .rows, .rounds_done]] == [["Euclidean NN", 4, 2], ["logme", 4, 2]]) and ([.rows[] | .[0]] == [1, 2, 3, 4, 1, 2, 3, 4])'
+pair_rows() { printf '%s' "$RPAIR" | jq -c --arg p "$1" '[.rows[] | select(.[2] == $p)]'; }
+check_eq "16: ... the NN ranking equals NN's SH alone" "$(printf '%s' "$RNN" | jq -c .rows)" "$(pair_rows "Euclidean NN")"
+extra=$(printf '%s' "$RPAIR" | jq '[.rows[] | select(.[3] >= 1)] | (map(select(.[2] == "logme") | .[1]) - map(select(.[2] == "Euclidean NN") | .[1])) | length')
+check_eq "16: ... new embed jobs: only logme's round-1 survivors outside NN's ($extra)" "$extra" "$((E1 - E0))"
+check_eq "16: ... jobs submitted: logme's 6 proxy jobs + those embeds" "$((6 + extra))" "$(printf '%s' "$RPAIR" | jq .jobs.submitted)"
+query "$(rank_q "$SHT" '"te"' '"logme"' 'CHUNK 100 BUDGET AUTO WAIT')" 120
+jcheck "16: logme's SH alone then runs no job" '.status == "complete" and .jobs.submitted == 0'
+check_eq "16: ... and ranks as in the pair" "$(jf .rows)" "$(pair_rows logme)"
 query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'ETA 3 WAIT')"
 expect "16: ETA without CHUNK: 400" 400 semantic_error
 query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK 100 ETA 65')"
