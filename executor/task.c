@@ -1588,7 +1588,7 @@ static void estimate_jobs(const task *t, plan_cost *pc)
                 json_decref(fp);
                 rows += f > 0 ? f : 0;
             }
-            double sec = cost_embed_seconds(rate.seconds_per_row, rows);
+            double sec = cost_embed_job_seconds(rate.seconds_per_row, rate.job_seconds, rows);
             *(rate.gpu ? &pc->embed_gpu : &pc->embed_cpu) += sec;
         } else if (strcmp(j->kind, "proxy") == 0) {
             const json_t *proxy = json_object_get(j->payload, "proxy");
@@ -1652,11 +1652,12 @@ static int sh_estimate(const task *t, const plan_cost *pc, const bool *test_cach
         sh_schedule_make(sched, (int64_t)M, sizes, t->train.n, chunk, budget, sh_eta(s), why,
                          whylen) != 0)
         return -1;
-    double *spr = xcalloc(M, sizeof *spr);
+    double *spr = xcalloc(M, sizeof *spr), *job_s = xcalloc(M, sizeof *job_s);
     int64_t *fit = xcalloc(M, sizeof *fit);
     for (size_t m = 0; m < M; m++) {
         size_t r = rate_index(pc, t->models.items[m].id);
         spr[m] = r == SIZE_MAX ? COST_DEFAULT_SECONDS_PER_ROW : pc->rates[r].seconds_per_row;
+        job_s[m] = r == SIZE_MAX ? COST_JOB_OVERHEAD_S : pc->rates[r].job_seconds;
         fit[m] = t->models.items[m].needs_fit ? sizes[0] : 0;
     }
     /* One SH per proxy: the test embeddings count once; each proxy's rounds count their
@@ -1671,7 +1672,7 @@ static int sh_estimate(const task *t, const plan_cost *pc, const bool *test_cach
         cost_proxy_of(json_string_value(json_object_get(proxy, "name")), &kind);
         const json_t *epochs = json_object_get(json_object_get(proxy, "params"), "num_epochs");
         cost_task ct = {M, spr, pc->dims, p ? all_cached : test_cached, fit, total, n_test, 0,
-                        json_is_integer(epochs) ? json_integer_value(epochs) : 0, kind};
+                        json_is_integer(epochs) ? json_integer_value(epochs) : 0, kind, job_s};
         cost_sh one;
         rc = cost_sh_seconds(&ct, sched, p ? &one : est);
         if (rc == 0 && p) {
@@ -1682,6 +1683,7 @@ static int sh_estimate(const task *t, const plan_cost *pc, const bool *test_cach
         }
     }
     free(all_cached);
+    free(job_s);
     free(spr);
     free(fit);
     if (rc != 0) {
@@ -2079,9 +2081,11 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
     json_object_set_new(tree, "total_estimated_seconds", json_real(estimated));
     json_t *rates = json_array();
     for (size_t i = 0; i < pc.n; i++)
-        json_array_append_new(rates, json_pack("{s:s, s:f, s:s, s:s}", "model",
+        json_array_append_new(rates, json_pack("{s:s, s:f, s:f, s:b, s:s, s:s}", "model",
                                                t.models.items[i].name, "seconds_per_row",
-                                               pc.rates[i].seconds_per_row, "source",
+                                               pc.rates[i].seconds_per_row, "job_seconds",
+                                               pc.rates[i].job_seconds, "job_seconds_measured",
+                                               pc.rates[i].fitted, "source",
                                                cost_source_name(pc.rates[i].source), "device",
                                                pc.rates[i].gpu ? "gpu" : "cpu"));
     json_object_set_new(tree, "model_rates", rates);

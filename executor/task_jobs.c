@@ -469,8 +469,10 @@ bool task_model_rates(exec_ctx *ctx, const int64_t *ids, size_t n, cost_rate *ra
      * and is simply absent before it. */
     PGresult *res = exec_sql(ctx,
                              "SELECT m.id, c.seconds_per_row, c.device, "
-                             "(to_jsonb(m) ->> 'latency_ms')::float8, m.num_params, m.dimension "
-                             "FROM models m LEFT JOIN LATERAL (SELECT seconds_per_row, device "
+                             "(to_jsonb(m) ->> 'latency_ms')::float8, m.num_params, m.dimension, "
+                             "c.jobs, c.rows, c.seconds, c.rows_sq, c.rows_seconds "
+                             "FROM models m LEFT JOIN LATERAL (SELECT seconds_per_row, device, "
+                             "jobs, rows, seconds, rows_sq, rows_seconds "
                              "FROM model_costs WHERE model_id = m.id ORDER BY rows DESC, device "
                              "LIMIT 1) c ON true WHERE m.id = ANY ($1::bigint[])",
                              1, params, err);
@@ -489,6 +491,13 @@ bool task_model_rates(exec_ctx *ctx, const int64_t *ids, size_t n, cost_rate *ra
                 PQgetisnull(res, r, 2) ? NULL : PQgetvalue(res, r, 2),
                 PQgetisnull(res, r, 3) ? -1 : strtod(PQgetvalue(res, r, 3), NULL),
                 PQgetisnull(res, r, 4) ? 0 : strtoll(PQgetvalue(res, r, 4), NULL, 10));
+            /* measured: the fixed cost per job from jobs of different sizes */
+            if (!PQgetisnull(res, r, 6))
+                cost_rate_fit(&rates[i], strtoll(PQgetvalue(res, r, 6), NULL, 10),
+                              strtod(PQgetvalue(res, r, 7), NULL),
+                              strtod(PQgetvalue(res, r, 8), NULL),
+                              strtod(PQgetvalue(res, r, 9), NULL),
+                              strtod(PQgetvalue(res, r, 10), NULL));
             if (dims && !PQgetisnull(res, r, 5))
                 dims[i] = strtoll(PQgetvalue(res, r, 5), NULL, 10);
             break;

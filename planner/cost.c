@@ -17,7 +17,8 @@ const char *cost_source_name(cost_source s)
 cost_rate cost_rate_of(double measured_spr, const char *device, double latency_ms,
                        int64_t num_params)
 {
-    cost_rate r = {COST_DEFAULT_SECONDS_PER_ROW, COST_SRC_DEFAULT, false};
+    cost_rate r = {COST_DEFAULT_SECONDS_PER_ROW, COST_SRC_DEFAULT, false, COST_JOB_OVERHEAD_S,
+                   false};
     if (measured_spr >= 0) {
         r.seconds_per_row = measured_spr;
         r.source = COST_SRC_MEASURED;
@@ -30,6 +31,29 @@ cost_rate cost_rate_of(double measured_spr, const char *device, double latency_m
         r.source = COST_SRC_PARAMS;
     }
     return r;
+}
+
+bool cost_rate_fit(cost_rate *r, int64_t n, double sum_rows, double sum_seconds,
+                   double sum_rows_sq, double sum_rows_seconds)
+{
+    double nn = (double)n;
+    double den = nn * sum_rows_sq - sum_rows * sum_rows;
+    /* Equal sizes leave den at rounding noise: demand a spread well above it. */
+    if (n < 2 || !(sum_rows > 0) || !(den > 1e-9 * nn * sum_rows_sq))
+        return false;
+    double b = (nn * sum_rows_seconds - sum_rows * sum_seconds) / den;
+    double a = (sum_seconds - b * sum_rows) / nn;
+    if (b < 0) {
+        b = 0;
+        a = sum_seconds / nn;
+    } else if (a < 0) {
+        a = 0;
+        b = sum_rows_seconds / sum_rows_sq;
+    }
+    r->seconds_per_row = b;
+    r->job_seconds = a;
+    r->fitted = true;
+    return true;
 }
 
 bool cost_proxy_of(const char *name, cost_proxy *out)
@@ -73,7 +97,17 @@ double cost_proxy_seconds(cost_proxy p, int64_t n_train, int64_t n_test, int64_t
 
 double cost_embed_seconds(double seconds_per_row, int64_t rows)
 {
-    return (rows > 0 ? (double)rows * seconds_per_row : 0) + COST_JOB_OVERHEAD_S;
+    return cost_embed_job_seconds(seconds_per_row, COST_JOB_OVERHEAD_S, rows);
+}
+
+double cost_embed_job_seconds(double seconds_per_row, double job_seconds, int64_t rows)
+{
+    return (rows > 0 ? (double)rows * seconds_per_row : 0) + job_seconds;
+}
+
+static double job_of(const cost_task *t, size_t m)
+{
+    return t->job_seconds && t->job_seconds[m] >= 0 ? t->job_seconds[m] : COST_JOB_OVERHEAD_S;
 }
 
 static int64_t dim_of(const cost_task *t, size_t m)
@@ -91,9 +125,9 @@ double cost_full_seconds(const cost_task *t)
     double total = 0;
     for (size_t m = 0; m < t->n_models; m++) {
         double spr = t->seconds_per_row[m];
-        total += cost_embed_seconds(spr, t->n_train + fit_of(t, m));
+        total += cost_embed_job_seconds(spr, job_of(t, m), t->n_train + fit_of(t, m));
         if (!(t->test_cached && t->test_cached[m]))
-            total += cost_embed_seconds(spr, t->n_test + fit_of(t, m));
+            total += cost_embed_job_seconds(spr, job_of(t, m), t->n_test + fit_of(t, m));
         total += cost_proxy_seconds(t->proxy, t->n_train, t->n_test, dim_of(t, m), t->classes,
                                     t->epochs);
     }
@@ -108,14 +142,16 @@ int cost_sh_seconds(const cost_task *t, const sh_schedule *s, cost_sh *out)
         return -1;
     for (size_t m = 0; m < t->n_models; m++)
         if (!(t->test_cached && t->test_cached[m]))
-            out->test_s += cost_embed_seconds(t->seconds_per_row[m], t->n_test + fit_of(t, m));
+            out->test_s += cost_embed_job_seconds(t->seconds_per_row[m], job_of(t, m),
+                                                  t->n_test + fit_of(t, m));
     double M = (double)t->n_models;
     for (int k = 0; k < s->n_rounds; k++) {
         const sh_round *r = &s->rounds[k];
         double all = 0;
         for (size_t m = 0; m < t->n_models; m++) {
             if (r->new_total > 0)
-                all += cost_embed_seconds(t->seconds_per_row[m], r->new_total + fit_of(t, m));
+                all += cost_embed_job_seconds(t->seconds_per_row[m], job_of(t, m),
+                                              r->new_total + fit_of(t, m));
             all += cost_proxy_seconds(t->proxy, r->prefix_total, t->n_test, dim_of(t, m),
                                       t->classes, t->epochs);
         }

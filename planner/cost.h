@@ -7,7 +7,11 @@
  * Units: seconds of work of one worker slot (a plan with W slots finishes sooner, both plans
  * alike). Formulas:
  *
- *   embed job     (rows + f) · s_m + T_job               s_m: seconds per row of model m;
+ *   embed job     (rows + f) · s_m + a_m                 s_m: seconds per row of model m;
+ *                                                        a_m: its fixed seconds per job
+ *                                                        (reading and decoding the data
+ *                                                        file, loading the model), measured
+ *                                                        or T_job;
  *                                                        f: rows a fitted extractor (PCA)
  *                                                        fits on, again in every job
  *   proxy job     F_proxy / R_cpu + T_job                R_cpu = COST_CPU_FLOPS
@@ -17,9 +21,12 @@
  *     logme       F = 2 · n_train · d² + 10 · d³         (FᵀF and its eigendecomposition)
  *     hscore      F = 2 · n_train · d² + 10 · d³         (covariances and a pseudo-inverse)
  *     leep        F = 2 · n_train · d · c                (the empirical joint)
- *   s_m, in order: measured (model_costs: seconds/rows of its finished embed jobs on that
- *   device) › the registration check's latency_ms / 1000 › 2 · num_params / R_cpu (a dense
- *   layer's multiply-adds per sample) › COST_DEFAULT_SECONDS_PER_ROW.
+ *   s_m, in order: measured (model_costs: its finished embed jobs on that device) › the
+ *   registration check's latency_ms / 1000 › 2 · num_params / R_cpu (a dense layer's
+ *   multiply-adds per sample) › COST_DEFAULT_SECONDS_PER_ROW.
+ *   Measured: a least-squares line seconds = a_m + s_m · rows over the model's embed jobs
+ *   (cost_rate_fit) when they had different sizes; with one size only, s_m = seconds/rows
+ *   and a_m = T_job (the two cannot be told apart).
  *
  * A job whose result is cached costs 0. */
 #ifndef RANKQL_PLANNER_COST_H
@@ -52,12 +59,24 @@ typedef struct cost_rate {
     double seconds_per_row;
     cost_source source;
     bool gpu;            /* measured on a GPU device (cuda…, gpu…) */
+    double job_seconds;  /* fixed seconds per embed job: measured intercept, or T_job */
+    bool fitted;         /* job_seconds and seconds_per_row come from the least-squares line */
 } cost_rate;
 
 /* The rate of one model from what is known (pass measured_spr < 0, latency_ms < 0,
- * num_params ≤ 0 for unknown); device is model_costs.device of the measurement or NULL. */
+ * num_params ≤ 0 for unknown); device is model_costs.device of the measurement or NULL.
+ * job_seconds is T_job. */
 cost_rate cost_rate_of(double measured_spr, const char *device, double latency_ms,
                        int64_t num_params);
+
+/* The least-squares line seconds = a + b · rows over n embed jobs given by their sums
+ * (Σ rows, Σ seconds, Σ rows², Σ rows · seconds), into r (a measured rate): when the sizes
+ * differ (n ≥ 2, n·Σx² − (Σx)² > 0), b = (nΣxy − ΣxΣy) / (nΣx² − (Σx)²), a = (Σy − bΣx)/n;
+ * a negative intercept is refitted through the origin (a = 0, b = Σxy/Σx²), a negative slope
+ * flat (b = 0, a = Σy/n). Otherwise r keeps b = Σy/Σx and a = T_job. Returns whether a
+ * line was fitted. */
+bool cost_rate_fit(cost_rate *r, int64_t n, double sum_rows, double sum_seconds,
+                   double sum_rows_sq, double sum_rows_seconds);
 
 typedef enum cost_proxy {
     COST_PROXY_NN,
@@ -79,6 +98,8 @@ double cost_proxy_flops(cost_proxy p, int64_t n_train, int64_t n_test, int64_t d
 double cost_proxy_seconds(cost_proxy p, int64_t n_train, int64_t n_test, int64_t d, int64_t c,
                           int64_t epochs);
 double cost_embed_seconds(double seconds_per_row, int64_t rows);
+/* … with the model's fixed seconds per job instead of T_job. */
+double cost_embed_job_seconds(double seconds_per_row, double job_seconds, int64_t rows);
 
 /* ---- full ranking against successive halving ----------------------------------------- */
 
@@ -93,10 +114,12 @@ typedef struct cost_task {
     const int64_t *fit_rows;
     int64_t n_train, n_test, classes, epochs;
     cost_proxy proxy;
+    const double *job_seconds;      /* [n_models] or NULL: fixed seconds per embed job (T_job) */
 } cost_task;
 
 /* Every model embeds all N + n_test rows (two embed jobs) and runs one proxy job:
  *   Σ_m [ embed(N + f_m) + embed(n_test + f_m)·[not test_cached] + proxy(N, n_test, d_m) ]
+ * each embed job at the model's own fixed cost (job_seconds[m]).
  * f_m = fit_rows[m]: a fitted extractor fits again in every embed job. */
 double cost_full_seconds(const cost_task *t);
 

@@ -77,7 +77,7 @@ static void test_full_by_hand(void **state)
     (void)state;
     const double spr[] = {0.001, 0.002};
     const int64_t dims[] = {64, 128};
-    cost_task t = {2, spr, dims, NULL, NULL, 1000, 200, 10, 0, COST_PROXY_NN};
+    cost_task t = {2, spr, dims, NULL, NULL, 1000, 200, 10, 0, COST_PROXY_NN, NULL};
     /* m0: (1.0 + .05) + (0.2 + .05) + (2·1000·200·64 / 2e10 + .05) = 1.35128
      * m1: (2.0 + .05) + (0.4 + .05) + (2·1000·200·128 / 2e10 + .05) = 2.55256 */
     assert_float_equal(cost_full_seconds(&t), 3.90384, 1e-12);
@@ -108,7 +108,7 @@ static void test_sh_by_hand(void **state)
     assert_int_equal(s.rounds[1].new_total, 300);
     const double spr[] = {0.001, 0.001, 0.001, 0.001};
     const int64_t dims[] = {64, 64, 64, 64};
-    cost_task t = {4, spr, dims, NULL, NULL, 1000, 200, 10, 0, COST_PROXY_NN};
+    cost_task t = {4, spr, dims, NULL, NULL, 1000, 200, 10, 0, COST_PROXY_NN, NULL};
     cost_sh c;
     assert_int_equal(cost_sh_seconds(&t, &s, &c), 0);
     /* test: 4 · (0.2 + .05) = 1.0
@@ -154,7 +154,7 @@ static bool choose_sh(size_t M, double spr_each, int64_t dim, int64_t n_train, i
     sh_schedule s;
     assert_int_equal(sh_schedule_make(&s, (int64_t)M, &n_train, 1, chunk, budget, 2, err,
                                       sizeof err), 0);
-    cost_task t = {M, spr, dims, NULL, NULL, n_train, n_test, 10, 0, COST_PROXY_NN};
+    cost_task t = {M, spr, dims, NULL, NULL, n_train, n_test, 10, 0, COST_PROXY_NN, NULL};
     cost_sh c;
     assert_int_equal(cost_sh_seconds(&t, &s, &c), 0);
     *full_out = cost_full_seconds(&t);
@@ -197,12 +197,82 @@ static void test_choice_large_sh(void **state)
     assert_false(choose_sh(64, 1e-6, 16, 640, 100, &full, &sh));
 }
 
+/* |a − b| ≤ eps (this cmocka has no assert_double_equal). */
+#define assert_double_equal(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
+
+/* The per-job intercept (cost_rate_fit) from sums, by hand. */
+static void test_rate_fit(void **state)
+{
+    (void)state;
+    /* Jobs (100 rows, 1.2 s), (1000, 2.1), (400, 1.5) lie on 1.1 + 0.001·rows: n = 3,
+     * Σx = 1500, Σy = 4.8, Σx² = 1 170 000, Σxy = 2820. */
+    cost_rate r = cost_rate_of(0.0032, "cpu", -1, 0);
+    assert_true(cost_rate_fit(&r, 3, 1500, 4.8, 1170000, 2820));
+    assert_true(r.fitted);
+    assert_double_equal(r.job_seconds, 1.1, 1e-9);
+    assert_double_equal(r.seconds_per_row, 0.001, 1e-12);
+    /* One size only (500, 1.0), (500, 1.2): no line; the average rate and T_job stay. */
+    r = cost_rate_of(2.2 / 1000, "cpu", -1, 0);
+    assert_false(cost_rate_fit(&r, 2, 1000, 2.2, 500000, 1100));
+    assert_false(r.fitted);
+    assert_double_equal(r.seconds_per_row, 0.0022, 1e-12);
+    assert_double_equal(r.job_seconds, COST_JOB_OVERHEAD_S, 0);
+    /* (100, 0.05), (200, 0.2): b = 0.0015, a = −0.1 < 0 → through the origin:
+     * b = Σxy/Σx² = 45 / 50 000 = 0.0009, a = 0. */
+    r = cost_rate_of(0.001, "cpu", -1, 0);
+    assert_true(cost_rate_fit(&r, 2, 300, 0.25, 50000, 45));
+    assert_double_equal(r.job_seconds, 0, 0);
+    assert_double_equal(r.seconds_per_row, 0.0009, 1e-12);
+    /* (100, 2), (200, 1): slope < 0 → flat: b = 0, a = 1.5. */
+    assert_true(cost_rate_fit(&r, 2, 300, 3, 50000, 400));
+    assert_double_equal(r.seconds_per_row, 0, 0);
+    assert_double_equal(r.job_seconds, 1.5, 1e-12);
+    assert_false(cost_rate_fit(&r, 1, 100, 1, 10000, 100)); /* one job */
+}
+
+/* The intercept in the full and SH estimates, and the decision it flips: 4 models at 1e-4
+ * s/row, d = 16, N = 2000, 500 test rows, 1-NN. AUTO SH (η = 2): C = 500, rounds of 4 and 2
+ * models on 500 and 2000 rows (new 500, 1500).
+ *   a = 2 s:    full = 4 · [(0.2 + 2) + (0.05 + 2) + 0.0516]                  = 17.2064
+ *               SH   = 4 · 2.05 + 4 · (2.05 + 0.0504) + 2/4 · 4 · (2.15 + 0.0516) = 21.0048
+ *   a = 0.05 s: full = 4 · (0.25 + 0.1 + 0.0516)                              = 1.6064
+ *               SH   = 4 · 0.1 + 4 · (0.1 + 0.0504) + 2 · (0.2 + 0.0516)      = 1.5048
+ * (proxy: 2·n·500·16 / 2e10 + 0.05: 0.0516 on 2000 rows, 0.0504 on 500). */
+static void test_intercept_decision(void **state)
+{
+    (void)state;
+    double spr[4] = {1e-4, 1e-4, 1e-4, 1e-4}, job[4] = {2, 2, 2, 2};
+    int64_t dims[4] = {16, 16, 16, 16}, n = 2000, c, b;
+    char err[256];
+    assert_int_equal(sh_get_bounds(n, 4, 2, &c, &b, err, sizeof err), 0);
+    assert_int_equal(c, 500);
+    sh_schedule s;
+    assert_int_equal(sh_schedule_make(&s, 4, &n, 1, c, b, 2, err, sizeof err), 0);
+    cost_task t = {4, spr, dims, NULL, NULL, 2000, 500, 10, 0, COST_PROXY_NN, job};
+    cost_sh sh;
+    double full = cost_full_seconds(&t);
+    assert_int_equal(cost_sh_seconds(&t, &s, &sh), 0);
+    assert_double_equal(full, 17.2064, 1e-9);
+    assert_double_equal(sh.total_s, 21.0048, 1e-9);
+    assert_false(cost_sh_pays(full, sh.total_s));
+    t.job_seconds = NULL; /* T_job = 0.05 */
+    full = cost_full_seconds(&t);
+    assert_int_equal(cost_sh_seconds(&t, &s, &sh), 0);
+    assert_double_equal(full, 1.6064, 1e-9);
+    assert_double_equal(sh.total_s, 1.5048, 1e-9);
+    assert_true(cost_sh_pays(full, sh.total_s));
+    assert_double_equal(cost_embed_job_seconds(1e-4, 2, 500), 2.05, 1e-12);
+    sh_schedule_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_proxy_flops),
         cmocka_unit_test(test_proxy_names),
         cmocka_unit_test(test_rate_sources),
+        cmocka_unit_test(test_rate_fit),
+        cmocka_unit_test(test_intercept_decision),
         cmocka_unit_test(test_full_by_hand),
         cmocka_unit_test(test_sh_by_hand),
         cmocka_unit_test(test_choice_small_no_sh),
