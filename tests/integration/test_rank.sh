@@ -678,6 +678,13 @@ expect "16: ETA above 64: 400" 400 semantic_error
 query "$(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK 100 ETA 1')"
 expect "16: ETA 1: 400 syntax error" 400 syntax_error
 check_contains "16: ... at its position" 'ETA must be an integer of at least 2, not 1' "$(jf .error.message)"
+# The embed jobs above had different sizes (chunks of 100 to 1500 rows, whole slices): the
+# cost model now knows each model's fixed seconds per job (least-squares intercept).
+query "EXPLAIN JSON $(rank_q '"tr"' '"te"' '"Euclidean NN"' 'CHUNK AUTO')"
+jcheck "16: EXPLAIN: every model's job_seconds is measured (an intercept ≥ 0)" \
+  '[.plan.model_rates[] | .job_seconds_measured and .job_seconds >= 0 and .source == "measured"] | (length == 4 and all)'
+echo "# 16: measured rates: $(jf '[.plan.model_rates[] | "\(.model) a=\(.job_seconds) s/row=\(.seconds_per_row)"] | join(", ")')"
+echo "# 16: plan choice: $(jf '.plan.plan_choice')"
 query "$(rank_q '"tr2"' '"te"' '"Euclidean NN"' 'CHUNK 50 BUDGET AUTO')" 20
 jcheck "16: without WAIT it submits round 0 and says so" '.status == "running" and .sh.rounds_done == 0 and .remaining_jobs > 0'
 
