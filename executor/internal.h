@@ -3,6 +3,7 @@
 #define RANKQL_EXECUTOR_INTERNAL_H
 
 #include <stdbool.h>
+#include <time.h>
 
 #include "executor/executor.h"
 #include "planner/planner.h"
@@ -69,6 +70,16 @@ json_t *exec_query(exec_ctx *ctx, const ast_node *query, exec_error *err);
 json_t *exec_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err);
 /* A plan tree (planner_explain_tree) as QUERY PLAN rows, one ["line"] each. */
 json_t *explain_rows(const json_t *tree);
+/* After EXPLAIN ANALYZE ran a job query (run: its "jobs" and "status") between the
+ * CLOCK_MONOTONIC readings a and b: marks them on the plan tree; the milliseconds it took. */
+double explain_mark_run(json_t *tree, const json_t *run, const struct timespec *a,
+                        const struct timespec *b);
+/* The QUERY PLAN of a query that runs jobs (rankings, SELECT vec), so both print alike: JSON,
+ * the plan document with execution_time_ms after ANALYZE; text, rows (the caller's lines,
+ * taken; NULL with JSON) then, after ANALYZE (run not NULL), the jobs it ran (the failed
+ * ones too when with_failed) and its time. */
+void explain_jobs_result(json_t *result, const ast_explain *e, json_t *tree, json_t *rows,
+                         const json_t *run, double ms, bool with_failed);
 json_t *exec_declare(exec_ctx *ctx, const ast_declare *d, exec_error *err);
 json_t *exec_print(exec_ctx *ctx, const ast_print *p, exec_error *err);
 json_t *exec_register(exec_ctx *ctx, const ast_register *r, exec_error *err);

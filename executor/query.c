@@ -136,6 +136,48 @@ json_t *explain_rows(const json_t *tree)
     return rows;
 }
 
+double explain_mark_run(json_t *tree, const json_t *run, const struct timespec *a,
+                        const struct timespec *b)
+{
+    json_object_set(tree, "actual_jobs", json_object_get(run, "jobs"));
+    json_object_set(tree, "status", json_object_get(run, "status"));
+    return (double)(b->tv_sec - a->tv_sec) * 1e3 + (double)(b->tv_nsec - a->tv_nsec) / 1e6;
+}
+
+void explain_jobs_result(json_t *result, const ast_explain *e, json_t *tree, json_t *rows,
+                         const json_t *run, double ms, bool with_failed)
+{
+    if (e->json) {
+        json_decref(rows);
+        json_t *doc = json_pack("{s:O}", "plan", tree);
+        if (run)
+            json_object_set_new(doc, "execution_time_ms", json_real(ms));
+        result_set(result, json_pack("[s]", "QUERY PLAN"), json_pack("[[o]]", doc));
+        json_object_set(result, "plan", tree);
+        return;
+    }
+    if (run) {
+        const json_t *j = json_object_get(run, "jobs");
+        char failed[48] = "";
+        if (with_failed)
+            snprintf(failed, sizeof failed, "%lld failed, ",
+                     (long long)json_integer_value(json_object_get(j, "failed")));
+        char *line = xasprintf("Jobs run: %lld of %lld (%lld from the caches, %s%lld remaining), "
+                               "status %s",
+                               (long long)json_integer_value(json_object_get(j, "submitted")),
+                               (long long)json_integer_value(json_object_get(j, "total")),
+                               (long long)json_integer_value(json_object_get(j, "cached")), failed,
+                               (long long)json_integer_value(json_object_get(j, "remaining")),
+                               json_string_value(json_object_get(run, "status")));
+        json_array_append_new(rows, json_pack("[s]", line));
+        free(line);
+        line = xasprintf("Execution time: %.3f ms", ms);
+        json_array_append_new(rows, json_pack("[s]", line));
+        free(line);
+    }
+    result_set(result, json_pack("[s]", "QUERY PLAN"), rows);
+}
+
 static json_t *explain_result(const ast_explain *e, const plan *p, json_t *tree, json_t *top)
 {
     json_t *result = result_new("EXPLAIN");

@@ -559,35 +559,9 @@ json_t *exec_similarity_explain(exec_ctx *ctx, const ast_explain *e, exec_error 
             json_decref(result);
             return NULL;
         }
-        ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-        json_object_set(tree, "actual_jobs", json_object_get(run, "jobs"));
-        json_object_set(tree, "status", json_object_get(run, "status"));
+        ms = explain_mark_run(tree, run, &a, &b);
     }
-    if (e->json) {
-        json_t *doc = json_pack("{s:O}", "plan", tree);
-        if (run)
-            json_object_set_new(doc, "execution_time_ms", json_real(ms));
-        result_set(result, json_pack("[s]", "QUERY PLAN"), json_pack("[[o]]", doc));
-        json_object_set(result, "plan", tree);
-    } else {
-        json_t *rows = explain_rows(tree);
-        if (run) {
-            json_t *j = json_object_get(run, "jobs");
-            char *line = xasprintf(
-                "Jobs run: %lld of %lld (%lld from the caches, %lld remaining), status %s",
-                (long long)json_integer_value(json_object_get(j, "submitted")),
-                (long long)json_integer_value(json_object_get(j, "total")),
-                (long long)json_integer_value(json_object_get(j, "cached")),
-                (long long)json_integer_value(json_object_get(j, "remaining")),
-                json_string_value(json_object_get(run, "status")));
-            json_array_append_new(rows, json_pack("[s]", line));
-            free(line);
-            line = xasprintf("Execution time: %.3f ms", ms);
-            json_array_append_new(rows, json_pack("[s]", line));
-            free(line);
-        }
-        result_set(result, json_pack("[s]", "QUERY PLAN"), rows);
-    }
+    explain_jobs_result(result, e, tree, e->json ? NULL : explain_rows(tree), run, ms, false);
     if (!e->analyze)
         result_notice(result, "EXPLAIN did not run the query; EXPLAIN ANALYZE runs it");
     json_decref(tree);

@@ -2112,20 +2112,13 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
             json_decref(result);
             return NULL;
         }
-        ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-        json_object_set(tree, "actual_jobs", json_object_get(run, "jobs"));
-        json_object_set(tree, "status", json_object_get(run, "status"));
+        ms = explain_mark_run(tree, run, &a, &b);
         json_object_set(tree, "actual_seconds", actual);
     }
-    if (e->json) {
-        json_t *doc = json_pack("{s:O}", "plan", tree);
-        if (run)
-            json_object_set_new(doc, "execution_time_ms", json_real(ms));
-        result_set(result, json_pack("[s]", "QUERY PLAN"), json_pack("[[o]]", doc));
-        json_object_set(result, "plan", tree);
-    } else {
+    json_t *rows = NULL;
+    if (!e->json) {
         json_t *lines = estimate_lines(tree);
-        json_t *rows = explain_rows(lines);
+        rows = explain_rows(lines);
         json_decref(lines);
         const char *extra[] = {choice, sh_line, estimate_line};
         for (size_t i = 0; i < 3; i++)
@@ -2153,24 +2146,8 @@ json_t *exec_task_explain(exec_ctx *ctx, const ast_explain *e, exec_error *err)
             json_array_append_new(rows, json_pack("[s]", sb.data));
             strbuf_free(&sb);
         }
-        if (run) {
-            json_t *j = json_object_get(run, "jobs");
-            char *line = xasprintf("Jobs run: %lld of %lld (%lld from the caches, %lld failed, "
-                                   "%lld remaining), status %s",
-                                   (long long)json_integer_value(json_object_get(j, "submitted")),
-                                   (long long)json_integer_value(json_object_get(j, "total")),
-                                   (long long)json_integer_value(json_object_get(j, "cached")),
-                                   (long long)json_integer_value(json_object_get(j, "failed")),
-                                   (long long)json_integer_value(json_object_get(j, "remaining")),
-                                   json_string_value(json_object_get(run, "status")));
-            json_array_append_new(rows, json_pack("[s]", line));
-            free(line);
-            line = xasprintf("Execution time: %.3f ms", ms);
-            json_array_append_new(rows, json_pack("[s]", line));
-            free(line);
-        }
-        result_set(result, json_pack("[s]", "QUERY PLAN"), rows);
     }
+    explain_jobs_result(result, e, tree, rows, run, ms, true);
     if (!e->analyze)
         result_notice(result, "EXPLAIN did not run the ranking; EXPLAIN ANALYZE runs it");
     free(estimate_line);
