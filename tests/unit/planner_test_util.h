@@ -30,8 +30,9 @@ static const plan_var test_vars[] = {
 };
 static const plan_env test_env = {test_vars, 2, false};
 
-/* Parses one statement (which must parse) and plans it (or its EXPLAIN's query). */
-static inline planned plan_src(const char *src)
+/* Parses one statement (which must parse) and plans it (or its EXPLAIN's query) in env:
+ * tests that plan with another environment share the parsing. */
+static inline planned plan_src_env(const char *src, const plan_env *env)
 {
     planned x;
     memset(&x, 0, sizeof x);
@@ -42,8 +43,14 @@ static inline planned plan_src(const char *src)
     const ast_node *q = x.script->stmts[0].ast;
     if (q->kind == AST_EXPLAIN)
         q = ((const ast_explain *)q)->stmt;
-    x.p = planner_plan(q, &test_env, &x.err);
+    x.p = planner_plan(q, env, &x.err);
     return x;
+}
+
+/* The same in test_env. */
+static inline planned plan_src(const char *src)
+{
+    return plan_src_env(src, &test_env);
 }
 
 static inline void planned_free(planned *x)

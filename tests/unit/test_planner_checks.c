@@ -10,16 +10,7 @@ static const plan_env checked_env = {test_vars, 2, true};
 /* Plans src with the executor's environment (hide_failed_checks). */
 static planned plan_checked(const char *src)
 {
-    planned x;
-    memset(&x, 0, sizeof x);
-    x.script = rq_parse_script(src, strlen(src));
-    assert_int_equal(x.script->n, 1);
-    if (!x.script->stmts[0].ast)
-        fail_msg("does not parse: %s: %s", src, x.script->stmts[0].error->message);
-    const ast_node *q = x.script->stmts[0].ast;
-    if (q->kind == AST_EXPLAIN)
-        q = ((const ast_explain *)q)->stmt;
-    x.p = planner_plan(q, &checked_env, &x.err);
+    planned x = plan_src_env(src, &checked_env);
     if (!x.p)
         fail_msg("does not plan: %s: %s", src, x.err.message);
     assert_sql_structural(x.p);
