@@ -313,30 +313,56 @@ static char *plugin_so(void)
     return xasprintf("%s/extensions/test_plugin.so", self);
 }
 
+/* A scratch directory with the test plugin twice (a.so, b.so: the second is skipped) and a
+ * junk.so: what test_so_plugin and test_so_described both load. Skips the test when the
+ * plugin is not built. */
+typedef struct so_dir {
+    char dir[64];
+    char *so, *abs, *a, *b, *junk;
+} so_dir;
+
+static void so_dir_make(so_dir *d, const char *prefix)
+{
+    memset(d, 0, sizeof *d);
+    d->so = plugin_so();
+    if (!d->so || access(d->so, R_OK) != 0) {
+        printf("# skipped: no %s (make build/tests/extensions/test_plugin.so)\n",
+               d->so ? d->so : "?");
+        free(d->so);
+        skip();
+    }
+    snprintf(d->dir, sizeof d->dir, "/tmp/%s-XXXXXX", prefix);
+    assert_non_null(mkdtemp(d->dir));
+    d->a = xasprintf("%s/a.so", d->dir);
+    d->b = xasprintf("%s/b.so", d->dir);
+    d->junk = xasprintf("%s/junk.so", d->dir);
+    d->abs = realpath(d->so, NULL);
+    assert_int_equal(symlink(d->abs, d->a), 0);
+    assert_int_equal(symlink(d->abs, d->b), 0);
+    FILE *f = fopen(d->junk, "w");
+    fputs("not an ELF file", f);
+    fclose(f);
+}
+
+/* Removes what so_dir_make made (the test removes its own files first). */
+static void so_dir_remove(so_dir *d)
+{
+    unlink(d->a), unlink(d->b), unlink(d->junk);
+    rmdir(d->dir);
+    free(d->a), free(d->b), free(d->junk), free(d->abs), free(d->so);
+}
+
 static void test_so_plugin(void **state)
 {
     (void)state;
-    char *so = plugin_so();
-    if (!so || access(so, R_OK) != 0) {
-        printf("# skipped: no %s (make build/tests/extensions/test_plugin.so)\n", so ? so : "?");
-        free(so);
-        skip();
-    }
-    char dir[] = "/tmp/rankql-ext-test-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char *a = xasprintf("%s/a.so", dir), *b = xasprintf("%s/b.so", dir);
-    char *junk = xasprintf("%s/junk.so", dir), *proxy = xasprintf("%s/nn.json", dir);
-    char *abs = realpath(so, NULL);
-    assert_int_equal(symlink(abs, a), 0);
-    assert_int_equal(symlink(abs, b), 0); /* the same name twice: the second is skipped */
-    FILE *f = fopen(junk, "w");
-    fputs("not an ELF file", f);
-    fclose(f);
-    f = fopen(proxy, "w");
+    so_dir d;
+    so_dir_make(&d, "rankql-ext-test");
+    char *proxy = xasprintf("%s/nn.json", d.dir);
+    FILE *f = fopen(proxy, "w");
     fputs("{\"name\": \"Cosine-NN\", \"version\": \"1\", \"command\": \"/bin/true\"}", f);
     fclose(f);
     char *err = NULL;
-    ext_registry *r = ext_registry_load(dir, &err);
+    ext_registry *r = ext_registry_load(d.dir, &err);
     assert_non_null(r);
     assert_true(has_warning(r, "b.so: strategy \"testc\" skipped: the name is taken"));
     assert_true(has_warning(r, "junk.so skipped"));
@@ -372,9 +398,9 @@ static void test_so_plugin(void **state)
     expect_param_error(s, "{\"mode\": \"x\"}", "not one of ok, crash");
     expect_param_error(s, "{\"reverse\": 1}", "expected true or false");
     ext_registry_free(r);
-    unlink(a), unlink(b), unlink(junk), unlink(proxy);
-    rmdir(dir);
-    free(a), free(b), free(junk), free(proxy), free(abs), free(so);
+    unlink(proxy);
+    free(proxy);
+    so_dir_remove(&d);
 }
 
 /* Whether a file of that name is mapped into this process. */
@@ -397,24 +423,10 @@ static bool mapped(const char *name)
 static void test_so_described(void **state)
 {
     (void)state;
-    char *so = plugin_so();
-    if (!so || access(so, R_OK) != 0) {
-        printf("# skipped: no %s (make build/tests/extensions/test_plugin.so)\n", so ? so : "?");
-        free(so);
-        skip();
-    }
-    char dir[] = "/tmp/rankql-ext-desc-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char *a = xasprintf("%s/a.so", dir), *b = xasprintf("%s/b.so", dir);
-    char *junk = xasprintf("%s/junk.so", dir);
-    char *abs = realpath(so, NULL);
-    assert_int_equal(symlink(abs, a), 0);
-    assert_int_equal(symlink(abs, b), 0);
-    FILE *f = fopen(junk, "w");
-    fputs("not an ELF file", f);
-    fclose(f);
+    so_dir d;
+    so_dir_make(&d, "rankql-ext-desc");
     char *err = NULL;
-    ext_registry *r = ext_registry_describe(dir, &err);
+    ext_registry *r = ext_registry_describe(d.dir, &err);
     assert_non_null(r);
     assert_false(mapped("test_plugin.so"));
     assert_true(has_warning(r, "b.so: strategy \"testc\" skipped: the name is taken"));
@@ -434,9 +446,7 @@ static void test_so_described(void **state)
     assert_non_null(strstr(e, "only describes plugins"));
     free(e);
     ext_registry_free(r);
-    unlink(a), unlink(b), unlink(junk);
-    rmdir(dir);
-    free(a), free(b), free(junk), free(abs), free(so);
+    so_dir_remove(&d);
 }
 
 static void test_resolve_dir(void **state)
