@@ -607,6 +607,61 @@ static bool command_failed(const exec_spec *s, const child_outcome *oc, const ch
 
 /* ---- the runner ----------------------------------------------------------------------- */
 
+/* What the embed and finetune operations both do first: parse the spec into *s and make a
+ * fresh temporary directory (*dir); -1 with *err set (s released) when either fails. */
+static int op_begin(const runner_call *call, exec_spec *s, char **dir, char **err,
+                    bool *permanent)
+{
+    if (parse_spec(call, s, err) != 0) {
+        *permanent = true;
+        return -1;
+    }
+    const char *base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    *dir = xasprintf("%s/rankql-exec-XXXXXX", base);
+    if (!mkdtemp(*dir)) {
+        int e = errno;
+        free(*dir);
+        *dir = NULL;
+        free(s->argv);
+        return job_fail(err, permanent, false, "cannot create a temporary directory in %s: %s",
+                        base, strerror(e));
+    }
+    return 0;
+}
+
+/* Runs an operation's command (reported as "<doing> <script>" at progress fraction at) and
+ * judges how it ended (command_failed, what names the job); 0 when it exited 0. */
+static int op_run(const exec_spec *s, char **env, job_ctx *ctx, double at, const char *doing,
+                  const char *what, char **err, bool *permanent)
+{
+    if (ctx && ctx->progress) {
+        char note[160];
+        snprintf(note, sizeof note, "%s %.120s", doing, s->argv[s->argc > 1 ? 1 : 0]);
+        ctx->progress(ctx->progress_arg, at, note);
+    }
+    strbuf tail = {0};
+    child_outcome oc;
+    int rc = run_command(s, env, ctx, &tail, &oc, err, permanent);
+    char *line = rc == 0 ? strbuf_last_line(&tail) : NULL;
+    if (rc == 0 && command_failed(s, &oc, line, what, err, permanent))
+        rc = -1;
+    free(line);
+    strbuf_free(&tail);
+    return rc;
+}
+
+/* Both operations' clean-up: the environment, the temporary directory, the spec. */
+static void op_end(exec_spec *s, char *dir, char **env)
+{
+    if (env)
+        free_env(env);
+    remove_tree(dir);
+    free(dir);
+    free(s->argv);
+}
+
 int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **err,
                       bool *permanent)
 {
@@ -614,40 +669,18 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     *dim = 0;
     *permanent = false;
     exec_spec s;
-    if (parse_spec(call, &s, err) != 0) {
-        *permanent = true;
+    char *dir;
+    if (op_begin(call, &s, &dir, err, permanent) != 0)
         return -1;
-    }
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
-    char *dir = xasprintf("%s/rankql-exec-XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        int e = errno;
-        free(dir);
-        free(s.argv);
-        return job_fail(err, permanent, false, "cannot create a temporary directory in %s: %s",
-                    base, strerror(e));
-    }
     int rc = -1;
     char **env = NULL;
-    strbuf tail = {0};
-    char *line = NULL, *outpath = NULL;
+    char *outpath = NULL;
     if (write_inputs(dir, call, err) != 0) {
         *permanent = false;
         goto done;
     }
     env = build_env(&s, dir);
-    if (call->ctx && call->ctx->progress) {
-        char note[160];
-        snprintf(note, sizeof note, "running %.120s", s.argv[s.argc > 1 ? 1 : 0]);
-        call->ctx->progress(call->ctx->progress_arg, 0, note);
-    }
-    child_outcome oc;
-    if (run_command(&s, env, call->ctx, &tail, &oc, err, permanent) != 0)
-        goto done;
-    line = strbuf_last_line(&tail);
-    if (command_failed(&s, &oc, line, "embed job", err, permanent))
+    if (op_run(&s, env, call->ctx, 0, "running", "embed job", err, permanent) != 0)
         goto done;
     outpath = xasprintf("%s/features.npy", dir);
     if (npy_read_features(outpath, call->ds->n, out, dim, err) != 0) {
@@ -659,13 +692,7 @@ int exec_runner_embed(const runner_call *call, float **out, size_t *dim, char **
     rc = 0;
 done:
     free(outpath);
-    free(line);
-    strbuf_free(&tail);
-    if (env)
-        free_env(env);
-    remove_tree(dir);
-    free(dir);
-    free(s.argv);
+    op_end(&s, dir, env);
     return rc;
 }
 
@@ -714,26 +741,12 @@ int exec_runner_finetune(const runner_call *train, const dataset *test, const ch
     *weights_written = false;
     *permanent = false;
     exec_spec s;
-    if (parse_spec(train, &s, err) != 0) {
-        *permanent = true;
+    char *dir;
+    if (op_begin(train, &s, &dir, err, permanent) != 0)
         return -1;
-    }
-    const char *base = getenv("TMPDIR");
-    if (!base || !*base)
-        base = "/tmp";
-    char *dir = xasprintf("%s/rankql-exec-XXXXXX", base);
-    if (!mkdtemp(dir)) {
-        int e = errno;
-        free(dir);
-        free(s.argv);
-        return job_fail(err, permanent, false, "cannot create a temporary directory in %s: %s",
-                        base, strerror(e));
-    }
     int rc = -1;
     char **env = NULL;
-    strbuf tail = {0};
-    char *line = NULL, *p = NULL, *tdir = xasprintf("%s/train", dir),
-         *sdir = xasprintf("%s/test", dir);
+    char *p = NULL, *tdir = xasprintf("%s/train", dir), *sdir = xasprintf("%s/test", dir);
     runner_call tc = *train;
     tc.ds = test;
     tc.dataset_name = test_name;
@@ -760,16 +773,7 @@ int exec_runner_finetune(const runner_call *train, const dataset *test, const ch
         goto done;
     }
     env = build_env_op(&s, dir, "finetune", "result.json");
-    if (train->ctx && train->ctx->progress) {
-        char note[160];
-        snprintf(note, sizeof note, "fine-tuning with %.120s", s.argv[s.argc > 1 ? 1 : 0]);
-        train->ctx->progress(train->ctx->progress_arg, 0.05, note);
-    }
-    child_outcome oc;
-    if (run_command(&s, env, train->ctx, &tail, &oc, err, permanent) != 0)
-        goto done;
-    line = strbuf_last_line(&tail);
-    if (command_failed(&s, &oc, line, "fine-tune", err, permanent))
+    if (op_run(&s, env, train->ctx, 0.05, "fine-tuning with", "fine-tune", err, permanent) != 0)
         goto done;
     free(p);
     p = xasprintf("%s/result.json", dir);
@@ -803,12 +807,6 @@ done:
     free(p);
     free(tdir);
     free(sdir);
-    free(line);
-    strbuf_free(&tail);
-    if (env)
-        free_env(env);
-    remove_tree(dir);
-    free(dir);
-    free(s.argv);
+    op_end(&s, dir, env);
     return rc;
 }
