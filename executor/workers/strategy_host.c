@@ -534,19 +534,12 @@ json_t *strategy_host_proxy_jobs(const json_t *model, const json_t *data, const 
     return jobs;
 }
 
-/* Runs the jobs of strategy_host_proxy_jobs in order through the queue, the last one
- * waiting for the others. 0 with *res, or -1 with *err. */
-static int proxy_on_files(strategy_host *h, const json_t *model, const json_t *canon,
-                          json_t **res, bool *cached, int64_t *job_id, double *embed_secs,
-                          char **err)
+/* Runs jobs (embed payloads, then the kind job that reads their features) in order through
+ * the queue, the last one waiting for the others: how proxy_score and finetune run on files.
+ * Takes jobs. 0 with *res, or -1 with *err. */
+static int run_chain(strategy_host *h, const char *kind, json_t *jobs, json_t **res,
+                     bool *cached, int64_t *job_id, double *embed_secs, char **err)
 {
-    json_t *jobs = h->data ? strategy_host_proxy_jobs(model, h->data, canon, err) : NULL;
-    if (!jobs) {
-        if (!h->data)
-            *err = xstrdup("proxy_score: the strategy job carries no file datasets (a replay "
-                           "ranking, or one planned by an older rankqld: run the RANK again)");
-        return -1;
-    }
     size_t last = json_array_size(jobs) - 1;
     int64_t *deps = xcalloc(last + 1, sizeof *deps);
     char (*hashes)[HASH_HEX_LEN + 1] = xcalloc(last + 1, sizeof *hashes);
@@ -558,7 +551,7 @@ static int proxy_on_files(strategy_host *h, const json_t *model, const json_t *c
         hp[k] = hashes[k];
     }
     if (rc == 0)
-        rc = through_queue_deps(h, "proxy",
+        rc = through_queue_deps(h, kind,
                                 json_object_get(json_array_get(jobs, last), "payload"), deps,
                                 last, res, cached, job_id, err);
     *embed_secs = rc == 0 ? take_embed_seconds(h, hp, last) : 0;
@@ -567,6 +560,22 @@ static int proxy_on_files(strategy_host *h, const json_t *model, const json_t *c
     free(hashes);
     free(hp);
     return rc;
+}
+
+/* The proxy score of strategy_host_proxy_jobs, run through the queue (run_chain). 0 with
+ * *res, or -1 with *err. */
+static int proxy_on_files(strategy_host *h, const json_t *model, const json_t *canon,
+                          json_t **res, bool *cached, int64_t *job_id, double *embed_secs,
+                          char **err)
+{
+    json_t *jobs = h->data ? strategy_host_proxy_jobs(model, h->data, canon, err) : NULL;
+    if (!jobs) {
+        if (!h->data)
+            *err = xstrdup("proxy_score: the strategy job carries no file datasets (a replay "
+                           "ranking, or one planned by an older rankqld: run the RANK again)");
+        return -1;
+    }
+    return run_chain(h, "proxy", jobs, res, cached, job_id, embed_secs, err);
 }
 
 /* The head fine-tune FINETUNE submits for this model on dataset (finetune_head_jobs: trained
@@ -599,26 +608,7 @@ static int finetune_on_files(strategy_host *h, const json_t *model, json_int_t d
         free(e);
         return -1;
     }
-    size_t last = json_array_size(jobs) - 1;
-    int64_t *deps = xcalloc(last + 1, sizeof *deps);
-    char (*hashes)[HASH_HEX_LEN + 1] = xcalloc(last + 1, sizeof *hashes);
-    const char **hp = xcalloc(last + 1, sizeof *hp);
-    int rc = 0;
-    for (size_t k = 0; rc == 0 && k < last; k++) {
-        json_t *p = json_object_get(json_array_get(jobs, k), "payload");
-        rc = run_embed(h, json_incref(p), &deps[k], hashes[k], err);
-        hp[k] = hashes[k];
-    }
-    if (rc == 0)
-        rc = through_queue_deps(h, "finetune",
-                                json_object_get(json_array_get(jobs, last), "payload"), deps,
-                                last, res, cached, job_id, err);
-    *embed_secs = rc == 0 ? take_embed_seconds(h, hp, last) : 0;
-    json_decref(jobs);
-    free(deps);
-    free(hashes);
-    free(hp);
-    return rc;
+    return run_chain(h, "finetune", jobs, res, cached, job_id, embed_secs, err);
 }
 
 /* ---- the calls ---------------------------------------------------------------------------- */
