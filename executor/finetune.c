@@ -59,9 +59,6 @@ static void ft_free(ft_task *t)
 
 /* ---- models ----------------------------------------------------------------------------- */
 
-static const char model_columns[] =
-    "SELECT id, name, runner, modality, spec, batch_size FROM models ";
-
 /* The models of v: a session variable of models, else a model of that name. */
 static bool load_models(exec_ctx *ctx, ft_task *t, exec_error *err)
 {
@@ -86,13 +83,13 @@ static bool load_models(exec_ctx *ctx, ft_task *t, exec_error *err)
         const char *p[] = {ids};
         char *sql = xasprintf("%sWHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
                               "ORDER BY array_position(translate($1, '[]', '{}')::bigint[], id)",
-                              model_columns);
+                              TASK_MODEL_SELECT);
         res = exec_sql(ctx, sql, 1, p, err);
         free(sql);
         free(ids);
     } else {
         const char *p[] = {v->text};
-        char *sql = xasprintf("%sWHERE name = $1", model_columns);
+        char *sql = xasprintf("%sWHERE name = $1", TASK_MODEL_SELECT);
         res = exec_sql(ctx, sql, 1, p, err);
         free(sql);
     }
@@ -112,19 +109,7 @@ static bool load_models(exec_ctx *ctx, ft_task *t, exec_error *err)
         m->name = xstrdup(PQgetvalue(res, r, 1));
         m->runner = xstrdup(PQgetvalue(res, r, 2));
         m->job = SIZE_MAX;
-        json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
-        m->obj = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)m->id, "name",
-                           m->name, "runner", m->runner, "modality", PQgetvalue(res, r, 3),
-                           "spec", spec ? spec : json_object(), "batch_size",
-                           PQgetisnull(res, r, 5)
-                               ? json_null()
-                               : json_integer(strtoll(PQgetvalue(res, r, 5), NULL, 10)));
-        embed_spec es;
-        char *eerr = NULL;
-        m->needs_fit = strcmp(m->runner, "builtin") == 0 &&
-                       embed_spec_from_json(json_object_get(m->obj, "spec"), &es, &eerr) == 0 &&
-                       embed_needs_fit(&es);
-        free(eerr);
+        m->obj = task_model_obj(res, r, &m->needs_fit);
     }
     PQclear(res);
     return true;

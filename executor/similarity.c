@@ -140,8 +140,7 @@ static bool resolve_probe(exec_ctx *ctx, const ast_node *v, probe_use *out, json
     }
     const char *params[] = {idtext[0] ? idtext : NULL, name};
     PGresult *res = exec_sql(ctx,
-                             "SELECT id, name, runner, modality, spec, batch_size FROM models "
-                             "WHERE CASE WHEN $1::bigint IS NULL THEN name = $2 "
+                             TASK_MODEL_SELECT "WHERE CASE WHEN $1::bigint IS NULL THEN name = $2 "
                              "ELSE id = $1::bigint END",
                              2, params, err);
     if (!res)
@@ -154,37 +153,28 @@ static bool resolve_probe(exec_ctx *ctx, const ast_node *v, probe_use *out, json
                           v->kind == AST_COLUMN_REF ? " or variable" : "", name);
     }
     const char *runner = PQgetvalue(res, 0, 2);
-    json_t *spec = json_loads(PQgetvalue(res, 0, 4), 0, NULL);
-    if (!spec)
-        spec = json_object();
+    bool needs_fit;
+    json_t *obj = task_model_obj(res, 0, &needs_fit);
     out->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     out->name = xstrdup(PQgetvalue(res, 0, 1));
     bool ok = true;
     if (strcmp(runner, "builtin") != 0 && strcmp(runner, "onnx") != 0 &&
-        strcmp(runner, "exec") != 0 && strcmp(runner, "noop") != 0) {
+        strcmp(runner, "exec") != 0 && strcmp(runner, "noop") != 0)
         ok = exec_failb(err, 400, "semantic_error", v->pos,
                         "probe \"%s\" has runner %s, which cannot embed on this server (builtin, "
                         "onnx, exec and noop can)",
                         out->name, runner);
-    } else if (strcmp(runner, "builtin") == 0) {
-        embed_spec es;
-        char *e = NULL;
-        if (embed_spec_from_json(spec, &es, &e) == 0 && embed_needs_fit(&es))
-            ok = exec_failb(err, 400, "semantic_error", v->pos,
-                            "probe \"%s\" is fitted on each query's training data (%s): a "
-                            "probe must embed every dataset the same way; choose a fixed "
-                            "extractor",
-                            out->name, json_string_value(json_object_get(spec, "extractor")));
-        free(e);
-    }
+    else if (needs_fit)
+        ok = exec_failb(err, 400, "semantic_error", v->pos,
+                        "probe \"%s\" is fitted on each query's training data (%s): a probe "
+                        "must embed every dataset the same way; choose a fixed extractor",
+                        out->name,
+                        json_string_value(json_object_get(json_object_get(obj, "spec"),
+                                                          "extractor")));
     if (ok)
-        out->obj = json_pack("{s:I, s:s, s:s, s:s, s:O, s:o}", "id", (json_int_t)out->id,
-                             "name", out->name, "runner", runner, "modality",
-                             PQgetvalue(res, 0, 3), "spec", spec, "batch_size",
-                             PQgetisnull(res, 0, 5)
-                                 ? json_null()
-                                 : json_integer(strtoll(PQgetvalue(res, 0, 5), NULL, 10)));
-    json_decref(spec);
+        out->obj = obj;
+    else
+        json_decref(obj);
     PQclear(res);
     return ok;
 }

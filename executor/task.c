@@ -293,8 +293,7 @@ static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_mod
     if (ok) {
         const char *params[] = {idtext};
         res = exec_sql(ctx,
-                       "SELECT id, name, runner, modality, spec, batch_size FROM models "
-                       "WHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
+                       TASK_MODEL_SELECT "WHERE id = ANY (translate($1, '[]', '{}')::bigint[]) "
                        "ORDER BY array_position(translate($1, '[]', '{}')::bigint[], id)",
                        1, params, err);
         ok = res != NULL;
@@ -317,19 +316,8 @@ static bool load_models(exec_ctx *ctx, const ast_select *s, const char *data_mod
             model_use *m = &out->items[out->n++];
             m->id = strtoll(PQgetvalue(res, r, 0), NULL, 10);
             m->name = xstrdup(PQgetvalue(res, r, 1));
-            json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
-            m->obj = json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id", (json_int_t)m->id, "name",
-                               m->name, "runner", runner, "modality", modality, "spec",
-                               spec ? spec : json_object(), "batch_size",
-                               PQgetisnull(res, r, 5)
-                                   ? json_null()
-                                   : json_integer(strtoll(PQgetvalue(res, r, 5), NULL, 10)));
-            embed_spec es;
-            char *eerr = NULL;
+            m->obj = task_model_obj(res, r, &m->needs_fit);
             m->replay = strcmp(runner, "replay") == 0;
-            m->needs_fit = strcmp(runner, "builtin") == 0 &&
-                           embed_spec_from_json(spec, &es, &eerr) == 0 && embed_needs_fit(&es);
-            free(eerr);
             /* The catalog row of this id (rows are in the same order as ids). */
             for (size_t k = 0; k < json_array_size(ids); k++)
                 if (json_integer_value(json_array_get(ids, k)) == m->id) {

@@ -64,6 +64,17 @@ bool task_resolve_dataset_ids(exec_ctx *ctx, const char *ids, dataset_list *out,
 bool task_resolve_parts(exec_ctx *ctx, const ast_list *refs, part_list *out, char **modality,
                         exec_error *err);
 
+/* ---- models (task_data.c) -------------------------------------------------------------- */
+
+/* The columns task_model_obj reads, a query's start: rankings, FINETUNE and SELECT vec's
+ * probe read a model the same way. */
+#define TASK_MODEL_SELECT "SELECT id, name, runner, modality, spec, batch_size FROM models "
+
+/* Row r of a TASK_MODEL_SELECT result as jobs name the model ({"id", "name", "runner",
+ * "modality", "spec", "batch_size"}); *needs_fit (unless NULL): a builtin whose extractor is
+ * fitted on each query's training data. */
+json_t *task_model_obj(const PGresult *res, int r, bool *needs_fit);
+
 /* ---- jobs and WAIT (task_jobs.c) ----------------------------------------------------- */
 
 /* The distinct jobs of one query, in submission order. */

@@ -6,6 +6,7 @@
 
 #include "common/util.h"
 #include "executor/task.h"
+#include "executor/workers/embed/embed.h"
 
 /* ---- datasets ------------------------------------------------------------------------- */
 
@@ -338,4 +339,28 @@ bool task_resolve_parts(exec_ctx *ctx, const ast_list *refs, part_list *out, cha
         free(l.items);
     }
     return true;
+}
+
+/* ---- models --------------------------------------------------------------------------- */
+
+json_t *task_model_obj(const PGresult *res, int r, bool *needs_fit)
+{
+    json_t *spec = json_loads(PQgetvalue(res, r, 4), 0, NULL);
+    if (!spec)
+        spec = json_object();
+    const char *runner = PQgetvalue(res, r, 2);
+    if (needs_fit) {
+        embed_spec es;
+        char *e = NULL;
+        *needs_fit = strcmp(runner, "builtin") == 0 &&
+                     embed_spec_from_json(spec, &es, &e) == 0 && embed_needs_fit(&es);
+        free(e);
+    }
+    return json_pack("{s:I, s:s, s:s, s:s, s:o, s:o}", "id",
+                     (json_int_t)strtoll(PQgetvalue(res, r, 0), NULL, 10), "name",
+                     PQgetvalue(res, r, 1), "runner", runner, "modality", PQgetvalue(res, r, 3),
+                     "spec", spec, "batch_size",
+                     PQgetisnull(res, r, 5)
+                         ? json_null()
+                         : json_integer(strtoll(PQgetvalue(res, r, 5), NULL, 10)));
 }
