@@ -10,24 +10,9 @@ source "$(dirname "$0")/lib.sh"
 
 RANKQLD=${RANKQLD:-$RANKQL_BIN/rankqld}
 WORKER=${RANKQL_WORKER_BIN:-$RANKQL_BIN/rankql-worker}
-for tool in curl jq python3; do
-  command -v "$tool" >/dev/null || { not_ok "setup: $tool is needed"; finish; }
-done
-for f in "$RANKQLD" "$WORKER"; do
-  [ -x "$f" ] || { not_ok "setup: need $f (make build-all)"; finish; }
-done
-
-SCRATCH=$(make_scratch)
-DATA=$SCRATCH/data
-RQ_TMP=$SCRATCH
-RQ_PID=
-cleanup() {
-  [ -n "$RQ_PID" ] && stop_rankqld "$RQ_PID"
-  [ -f "$DATA/pg/postmaster.pid" ] &&
-    rq_as_pg "$(rq_pg_bindir)/pg_ctl" -D "$DATA/pg" -m immediate -w -t 20 stop >/dev/null 2>&1
-  rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
+rq_need_tools curl jq python3
+rq_need_execs "$RANKQLD" "$WORKER"
+rq_scratch
 
 REC=$SCRATCH/records.csv
 cp "$RANKQL_ROOT/tests/fixtures/replay-strategies.csv" "$REC"; chmod 644 "$REC"
@@ -35,14 +20,9 @@ EXT=$SCRATCH/ext; mkdir -p "$EXT"
 cp "$RANKQL_ROOT"/examples/plugins/topk_finetune.* "$EXT"/
 chmod -R a+rX "$SCRATCH"
 
-PORT=$(free_port); RQ_BASE=http://127.0.0.1:$PORT
-printf '#!/bin/sh\nexec %q "$@" --lease 6\n' "$WORKER" >"$SCRATCH/worker"; chmod 755 "$SCRATCH/worker"
-if RANKQL_WORKER=$SCRATCH/worker rq_start "$SCRATCH/srv.err" --data-dir "$DATA" --pg-no-sync \
-     --extensions "$EXT" --listen "127.0.0.1:$PORT"; then
-  ok "rankqld starts with a worker and the example plugin"
-else
-  not_ok "rankqld starts"; sed 's/^/#   /' "$SCRATCH/srv.err"; finish
-fi
+rq_worker_wrapper
+RANKQL_WORKER=$SCRATCH/worker rq_serve "rankqld starts with a worker and the example plugin" \
+  --data-dir "$DATA" --pg-no-sync --extensions "$EXT"
 
 # The catalogue: r/m1..r/m5 and s/alpha, s/beta, s/gamma.
 for m in 1 2 3 4 5; do

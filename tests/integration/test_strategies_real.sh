@@ -15,54 +15,20 @@ source "$(dirname "$0")/lib.sh"
 
 RANKQLD=${RANKQLD:-$RANKQL_BIN/rankqld}
 WORKER=${RANKQL_WORKER_BIN:-$RANKQL_BIN/rankql-worker}
-FM=${RANKQL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-TRI=$FM/train-images-idx3-ubyte.gz TRL=$FM/train-labels-idx1-ubyte.gz
-TEI=$FM/t10k-images-idx3-ubyte.gz TEL=$FM/t10k-labels-idx1-ubyte.gz
-for tool in curl jq; do
-  command -v "$tool" >/dev/null || { not_ok "setup: $tool is needed"; finish; }
-done
-for f in "$RANKQLD" "$WORKER"; do
-  [ -x "$f" ] || { not_ok "setup: need $f (make build-all)"; finish; }
-done
-for f in "$TRI" "$TRL" "$TEI" "$TEL"; do
-  [ -r "$f" ] || { not_ok "setup: need $f (apt-get install dataset-fashion-mnist)"; finish; }
-done
+rq_need_tools curl jq
+rq_need_execs "$RANKQLD" "$WORKER"
+rq_fashion_mnist
+rq_scratch
 
-SCRATCH=$(make_scratch)
-DATA=$SCRATCH/data
-RQ_TMP=$SCRATCH
-RQ_PID=
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-  [ -n "$RQ_PID" ] && stop_rankqld "$RQ_PID"
-  [ -f "$DATA/pg/postmaster.pid" ] &&
-    rq_as_pg "$(rq_pg_bindir)/pg_ctl" -D "$DATA/pg" -m immediate -w -t 20 stop >/dev/null 2>&1
-  rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-
-PORT=$(free_port); RQ_BASE=http://127.0.0.1:$PORT
-printf '#!/bin/sh\nexec %q "$@" --lease 6\n' "$WORKER" >"$SCRATCH/worker"; chmod 755 "$SCRATCH/worker"
-if RANKQL_WORKER=$SCRATCH/worker rq_start "$SCRATCH/srv.err" --data-dir "$DATA" --pg-no-sync \
-     --listen "127.0.0.1:$PORT"; then
-  ok "rankqld starts with a worker"
-else
-  not_ok "rankqld starts"; sed 's/^/#   /' "$SCRATCH/srv.err"; finish
-fi
+rq_worker_wrapper
+RANKQL_WORKER=$SCRATCH/worker rq_serve "rankqld starts with a worker" --data-dir "$DATA" --pg-no-sync
 
 # Three builtin models (one with a fitted extractor: its embed jobs name the train slice as
 # "fit") and small slices: train 600, test 300, and a second pair for the other direction.
-for stmt in \
-  "REGISTER MODEL \"b/raw\" (runner, modality, source, spec, image_size, dimension, batch_size) VALUES ('builtin', 'image', 'builtin', {extractor: \"raw\"}, 28, 784, 1024);" \
-  "REGISTER MODEL \"b/pca-8\" (runner, modality, source, spec, image_size, dimension, batch_size) VALUES ('builtin', 'image', 'builtin', {extractor: \"pca\", k: 8}, 28, 8, 1024);" \
-  "REGISTER MODEL \"b/rp-16\" (runner, modality, source, spec, image_size, dimension, batch_size) VALUES ('builtin', 'image', 'builtin', {extractor: \"random_projection\", k: 16, seed: 1}, 28, 16, 1024);" \
-  "REGISTER DATASET \"tr\" (format, modality, location, spec, slice) VALUES $(rq_idx "$TRI" "$TRL" 0 600);" \
-  "REGISTER DATASET \"te\" (format, modality, location, spec, slice) VALUES $(rq_idx "$TEI" "$TEL" 0 300);" \
-  "REGISTER DATASET \"tr2\" (format, modality, location, spec, slice) VALUES $(rq_idx "$TRI" "$TRL" 600 1200);" \
-  "REGISTER DATASET \"te2\" (format, modality, location, spec, slice) VALUES $(rq_idx "$TEI" "$TEL" 300 600);"; do
-  rq_query "$stmt"
-  [ "$RQ_STATUS" = 200 ] || not_ok "catalog: $stmt: $RQ_STATUS ${RQ_RESP:0:300}"
-done
+rq_register "$(rq_builtin_model b/raw raw)" "$(rq_builtin_model b/pca-8 pca-8)" \
+  "$(rq_builtin_model b/rp-16 rp-16)" \
+  "$(rq_idx_dataset tr "$TRI" "$TRL" 0 600)" "$(rq_idx_dataset te "$TEI" "$TEL" 0 300)" \
+  "$(rq_idx_dataset tr2 "$TRI" "$TRL" 600 1200)" "$(rq_idx_dataset te2 "$TEI" "$TEL" 300 600)"
 ok "the catalog registers"
 
 # By name: the fine-tuned model hybrid registers ("b/raw@ft-…") is no candidate.
