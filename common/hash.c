@@ -40,3 +40,13 @@ void json_hash(const json_t *value, char hex[HASH_HEX_LEN + 1])
     sha256_hex(text, strlen(text), hex);
     free(text);
 }
+
+bool hash_is_hex(const char *s)
+{
+    if (!s || strlen(s) != HASH_HEX_LEN)
+        return false;
+    for (; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}

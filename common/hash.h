@@ -4,6 +4,7 @@
 #ifndef RANKQL_COMMON_HASH_H
 #define RANKQL_COMMON_HASH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -11,6 +12,10 @@
 #define HASH_HEX_LEN 64
 
 void sha256_hex(const void *data, size_t len, char hex[HASH_HEX_LEN + 1]);
+
+/* Whether s (NULL: no) is a hash as sha256_hex writes it, 64 lower-case hex digits: the
+ * one check for digests that payloads and REGISTER carry. */
+bool hash_is_hex(const char *s);
 
 /* The canonical text of a value (caller frees). */
 char *json_canonical(const json_t *value);

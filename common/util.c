@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static void out_of_memory(size_t n)
 {
@@ -69,6 +70,13 @@ bool text_is_uuid(const char *s)
         if (pattern[i] == '-' ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
             return false;
     return true;
+}
+
+double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 char *read_stream(FILE *f, size_t *len)

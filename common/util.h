@@ -20,6 +20,9 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * checked before they reach a uuid column, so a malformed one is "not found", not an SQL error. */
 bool text_is_uuid(const char *s);
 
+/* Seconds on CLOCK_MONOTONIC: the one clock jobs and queries time themselves with. */
+double now_seconds(void);
+
 /* Whole contents of a stream or file, NUL-terminated (the text may hold NUL bytes: see
  * *len, which may be NULL). NULL with errno set when it cannot be opened or read. */
 char *read_stream(FILE *f, size_t *len);

@@ -17,6 +17,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "common/hash.h"
 #include "common/util.h"
 #include "datasets/dataset.h"
 #include "executor/internal.h"
@@ -244,16 +245,6 @@ static bool valid_date(const char *s)
     return !(m == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0));
 }
 
-static bool is_hex64(const char *s)
-{
-    if (strlen(s) != 64)
-        return false;
-    for (; *s; s++)
-        if (!isdigit((unsigned char)*s) && !(*s >= 'a' && *s <= 'f'))
-            return false;
-    return true;
-}
-
 static bool check_text(reg *r, const char *field, ast_pos pos, const json_t *v)
 {
     if (!json_is_string(v) || json_string_length(v) == 0)
@@ -373,7 +364,7 @@ static json_t *check_value(reg *r, const field_def *d, ast_pos pos, json_t *v)
     case VK_ARRAY: ok = json_is_array(v) ? true : bad(r, d->name, pos, "a list [ … ]", v); break;
     case VK_SIZE: return check_size(r, d->name, pos, v);
     case VK_HEX64:
-        if (!json_is_string(v) || !is_hex64(json_string_value(v)))
+        if (!json_is_string(v) || !hash_is_hex(json_string_value(v)))
             ok = bad(r, d->name, pos, "64 lowercase hex digits (SHA-256)", v);
         break;
     case VK_SLICE: return check_slice(r, d->name, pos, v);

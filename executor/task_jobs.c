@@ -302,13 +302,6 @@ bool task_count_jobs(exec_ctx *ctx, const char *ids, job_counts *c, exec_error *
     return true;
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void report_progress(exec_ctx *ctx, const job_counts *c, const char *query_id,
                             double elapsed)
 {

@@ -409,13 +409,6 @@ static char *call_rank(const ext_strategy *s, c_request *c, char **err)
 
 /* ---- child processes ------------------------------------------------------------------ */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static bool pump(int fd, strbuf *tail)
 {
     char buf[4096];
@@ -456,7 +449,6 @@ typedef struct outcome {
 
 /* ---- the host API: the engine side of the socket --------------------------------------- */
 
-static double now_seconds(void);
 
 /* Answers the complete request lines in buf (consumed); false when the child broke the
  * protocol (then *why). Time spent is added to *spent. */

@@ -124,13 +124,6 @@ const char *check_device(void)
 
 /* ---- running ----------------------------------------------------------------------------- */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* What a check found, before it becomes the job's result. */
 typedef struct verdict {
     check_status status;

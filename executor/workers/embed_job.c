@@ -20,13 +20,6 @@
 
 #define DEFAULT_BATCH 1024
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static bool stopped(job_ctx *ctx)
 {
     return ctx->should_stop && ctx->should_stop(ctx->stop_arg);

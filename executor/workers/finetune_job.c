@@ -19,29 +19,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/hash.h"
 #include "common/util.h"
 #include "executor/workers/finetune/finetune.h"
 #include "executor/workers/finetune/head_job.h"
 #include "executor/workers/runners/replay.h"
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- replay ---------------------------------------------------------------------------- */
-
-static bool is_hex64(const char *s)
-{
-    if (!s || strlen(s) != HASH_HEX_LEN)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
 
 /* Every error is permanent: neither the records nor the payload change by retrying. */
 static int run_replay(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
@@ -64,7 +48,7 @@ static int run_replay(job_ctx *ctx, const json_t *payload, json_t **result, char
     const char *model = json_string_value(json_object_get(rp, "model_identifier"));
     const char *task = json_string_value(json_object_get(rp, "train_dataset_name"));
     const char *digest = json_string_value(json_object_get(rp, "digest"));
-    if (!is_hex64(digest))
+    if (!hash_is_hex(digest))
         return job_fail(err, permanent, true,
                         "bad finetune payload: replay.digest must be 64 lower-case hex digits");
     if (ctx->progress)

@@ -174,13 +174,6 @@ json_t *proxy_job_canonical(const char *name, const json_t *params, char **err)
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void report(job_ctx *ctx, double fraction, const char *note)
 {
     if (ctx && ctx->progress)
@@ -691,16 +684,6 @@ static void replay_data_key(const json_t *replay, char hex[HASH_HEX_LEN + 1])
     json_decref(k);
 }
 
-static bool is_hex64(const char *s)
-{
-    if (!s || strlen(s) != HASH_HEX_LEN)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
-
 /* {"replay": {"records", "model_identifier", "train_dataset_name", "digest"}}: err = 1 −
  * the recorded test_accuracy of the pair's chosen run (replay.h: the best run), whatever the
  * proxy — the records hold fine-tunes, not proxy scores, and a replay ranking stands in for
@@ -747,7 +730,7 @@ static int run_replay(job_ctx *ctx, const json_t *payload, json_t *canon, json_t
     const char *model = json_string_value(json_object_get(rp, "model_identifier"));
     const char *task_name = json_string_value(json_object_get(rp, "train_dataset_name"));
     const char *digest = json_string_value(json_object_get(rp, "digest"));
-    if (!is_hex64(digest)) {
+    if (!hash_is_hex(digest)) {
         *err = xstrdup("proxy payload: replay.digest must be 64 lower-case hex digits (the "
                        "SHA-256 of the records file)");
         return -1;

@@ -65,13 +65,6 @@ double similarity_w2(const float *a, const float *b, size_t dim)
     return sqrt(s);
 }
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int run_similarity(job_ctx *ctx, const json_t *payload, json_t **result, char **err,
                           bool *permanent)
 {

@@ -19,13 +19,6 @@
 #include "executor/workers/finetune/finetune.h"
 #include "executor/workers/runners/runners.h"
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Loads rows [start + from, start + to) of a dataset object (to < 0: to its end). */
 static int load_obj(const json_t *o, int64_t from, int64_t to, dataset **out, char **err)
 {

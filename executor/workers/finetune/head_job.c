@@ -21,13 +21,6 @@
 #include "executor/workers/finetune/head.h"
 #include "executor/workers/finetune/head_cuda.h"
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* DATA/finetune/<2 hex>/ exists (created as needed). 0 or -1 with *err. */
 static int ensure_dir(const char *data_dir, const char *hash, char **err)
 {

@@ -38,13 +38,6 @@ extern char **environ;
 #define TAIL_KEEP 4096
 #define EX_TEMPFAIL_CODE 75 /* sysexits.h EX_TEMPFAIL: "try again later" → the job is retried */
 
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- NPY ------------------------------------------------------------------------------ */
 
 /* Writes a version 1.0 NPY file: descr ("|u1", "<f4", "<i4"), shape dims, data. */
