@@ -160,6 +160,22 @@ static const json_t *task_dataset(strategy_host *h, char **err)
     return dataset_row(h, json_integer_value(json_object_get(d0, "id")), err);
 }
 
+/* A replay model's records file (its spec's, else the task dataset's), model identifier and
+ * task name (each NULL when missing), as proxy_score and history both read them; the task
+ * dataset, or NULL with *err. */
+static const json_t *replay_names(strategy_host *h, const json_t *model, const char **records,
+                                  const char **ident, const char **task, char **err)
+{
+    const json_t *ds = task_dataset(h, err);
+    const json_t *mspec = json_object_get(model, "spec"), *dspec = json_object_get(ds, "spec");
+    *records = json_string_value(json_object_get(mspec, "records"));
+    if (!*records)
+        *records = json_string_value(json_object_get(dspec, "records"));
+    *ident = json_string_value(json_object_get(mspec, "model_identifier"));
+    *task = json_string_value(json_object_get(dspec, "train_dataset_name"));
+    return ds;
+}
+
 static replay_records *records_of(strategy_host *h, const char *path, char **err)
 {
     for (size_t i = 0; i < h->nrecs; i++)
@@ -756,13 +772,8 @@ static json_t *call_proxy(strategy_host *h, const json_t *req)
     }
     /* The payload RANK … BY the proxy submits for a replay model (executor/task.c
      * replay_prepare): one job, one cache row, whoever asks. */
-    const json_t *ds = task_dataset(h, &err);
-    const json_t *mspec = json_object_get(model, "spec"), *dspec = json_object_get(ds, "spec");
-    const char *records = json_string_value(json_object_get(mspec, "records"));
-    if (!records)
-        records = json_string_value(json_object_get(dspec, "records"));
-    const char *ident = json_string_value(json_object_get(mspec, "model_identifier"));
-    const char *task = json_string_value(json_object_get(dspec, "train_dataset_name"));
+    const char *records, *ident, *task;
+    const json_t *ds = replay_names(h, model, &records, &ident, &task, &err);
     char hex[HASH_HEX_LEN + 1];
     if (ds && (!records || !ident || !task))
         err = xstrdup("the model or the train dataset is not a replay one (spec.records, "
@@ -837,13 +848,8 @@ static json_t *call_history(strategy_host *h, const json_t *req)
     const char *runner = json_string_value(json_object_get(model, "runner"));
     char *err = NULL;
     if (runner && strcmp(runner, "replay") == 0) {
-        const json_t *ds = task_dataset(h, &err);
-        const json_t *mspec = json_object_get(model, "spec"), *dspec = json_object_get(ds, "spec");
-        const char *records = json_string_value(json_object_get(mspec, "records"));
-        if (!records)
-            records = json_string_value(json_object_get(dspec, "records"));
-        const char *ident = json_string_value(json_object_get(mspec, "model_identifier"));
-        const char *task = json_string_value(json_object_get(dspec, "train_dataset_name"));
+        const char *records, *ident, *task;
+        const json_t *ds = replay_names(h, model, &records, &ident, &task, &err);
         replay_records *r = ds && records ? records_of(h, records, &err) : NULL;
         if (!r) {
             json_decref(hist);
