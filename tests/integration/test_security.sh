@@ -18,59 +18,13 @@ source "$(dirname "$0")/lib.sh"
 
 RANKQLD=${RANKQLD:-$RANKQL_BIN/rankqld}
 SHELL_BIN=$RANKQL_BIN/rankql
-FM=${RANKQL_FASHION_MNIST:-/usr/share/datasets/fashion-mnist}
-TRI=$FM/train-images-idx3-ubyte.gz TRL=$FM/train-labels-idx1-ubyte.gz
-PGBIN=${RANKQL_PG_BINDIR:-$(pg_config --bindir 2>/dev/null)}
-[ -x "$PGBIN/initdb" ] || PGBIN=$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
-for tool in curl jq psql sha256sum; do
-  command -v "$tool" >/dev/null || { not_ok "setup: $tool is needed"; finish; }
-done
-for f in "$RANKQLD" "$SHELL_BIN" "$PGBIN/initdb"; do
-  [ -x "$f" ] || { not_ok "setup: need $f (make build-all; PostgreSQL's initdb)"; finish; }
-done
-for f in "$TRI" "$TRL"; do
-  [ -r "$f" ] || { not_ok "setup: need $f (apt-get install dataset-fashion-mnist)"; finish; }
-done
+rq_need_tools curl jq psql sha256sum
+rq_need_execs "$RANKQLD" "$SHELL_BIN" "$(rq_pg_bindir)/initdb"
+rq_fashion_mnist train
+rq_scratch
 
-SCRATCH=$(make_scratch)
-DATA=$SCRATCH/data
-SOCK=$DATA/pg-socket
-SRV=
-BG=()
-export PGCONNECT_TIMEOUT=5
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-# shellcheck disable=SC2317  # run by the EXIT trap
-cleanup() {
-  local p
-  [ "$BASHPID" = "$$" ] || return 0
-  for p in "${BG[@]}"; do kill "$p" 2>/dev/null; done
-  if [ -n "$SRV" ]; then
-    kill -TERM "$SRV" 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$SRV" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$SRV" 2>/dev/null
-  fi
-  [ -f "$DATA/pg/postmaster.pid" ] &&
-    as_pg "$PGBIN/pg_ctl" -D "$DATA/pg" -m immediate -w -t 20 stop >/dev/null 2>&1
-  rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-
-# start ERRFILE ARGS…: rankqld on $DATA in the background (SRV); waits for "listening on".
-start() {
-  local err=$1; shift
-  "$RANKQLD" --data-dir "$DATA" --pg-no-sync --workers 0 "$@" 2>"$err" &
-  SRV=$!
-  for _ in $(seq 1 600); do
-    grep -qs '^rankqld: listening on ' "$err" && return 0
-    kill -0 "$SRV" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  return 1
-}
-stop() { stop_rankqld "$SRV"; SRV=; }
+# start ERRFILE ARGS…: rankqld on $DATA with --workers 0 (rq_start); waits for "listening on".
+start() { local err=$1; shift; rq_start "$err" --data-dir "$DATA" --pg-no-sync --workers 0 "$@"; }
 
 JSON=(-H 'Content-Type: application/json')
 # req METHOD PATH [BODY [CURL-ARGS…]]: sets STATUS and RESP.
@@ -101,7 +55,6 @@ jcheck() {
   if [ "$(jf "$2")" = true ]; then ok "$1"; else
     not_ok "$1"; printf '#   failed: %s\n#   on: %s\n' "$2" "${RESP:0:500}"; fi
 }
-sql() { psql -X -qAt -h "$SOCK" -U rankql -d rankql -c "$1" 2>&1; }
 tok() { "$SHELL_BIN" -H "127.0.0.1:$PORT" "$@"; }
 
 # ---- 1. a non-loopback address needs a token ------------------------------------------------
@@ -115,7 +68,7 @@ check "0.0.0.0 refusal creates no data directory" test ! -e "$SCRATCH/never"
 if start "$SCRATCH/a.err" --listen "127.0.0.1:$PORT" --quota-jobs 4 --max-query 12K \
      --max-result 16K --max-concurrent-queries 1 --max-wait 3; then
   ok "rankqld starts on loopback"; else not_ok "rankqld starts on loopback"; sed 's/^/#   /' "$SCRATCH/a.err"; finish; fi
-check "the migration 007 is applied" test "$(sql "SELECT count(*) FROM schema_migrations WHERE version = 7")" = 1
+check "the migration 007 is applied" test "$(rq_sql "SELECT count(*) FROM schema_migrations WHERE version = 7")" = 1
 
 ADMIN=$(tok token create --name boss --role admin 2>"$SCRATCH/create.err"); rc=$?
 check_eq "rankql token create (loopback, no token) exits 0" 0 "$rc"
@@ -124,9 +77,9 @@ check "the token has the rqt_ prefix and 43 base64url characters" \
 check_contains "create says the token is shown once" "shown once" "$(cat "$SCRATCH/create.err")"
 hash=$(printf '%s' "$ADMIN" | sha256sum | cut -d' ' -f1)
 check_eq "api_tokens stores the token's SHA-256, not the token" "boss|admin" \
-  "$(sql "SELECT name, role FROM api_tokens WHERE token_hash = '$hash'")"
+  "$(rq_sql "SELECT name, role FROM api_tokens WHERE token_hash = '$hash'")"
 check_eq "no column holds the token itself" 0 \
-  "$(sql "SELECT count(*) FROM api_tokens t WHERE row_to_json(t)::text LIKE '%${ADMIN:4:20}%'")"
+  "$(rq_sql "SELECT count(*) FROM api_tokens t WHERE row_to_json(t)::text LIKE '%${ADMIN:4:20}%'")"
 ANA=$(tok token create --name ana --role analyst --expires 30d 2>/dev/null)
 ANA2=$(tok token create --name ana2 --role analyst 2>/dev/null)
 EXP=$(tok token create --name brief --role analyst --expires 4s 2>/dev/null); EXP_AT=$(date +%s.%N)
@@ -142,8 +95,8 @@ jcheck "token list: 4 tokens, live, no hash, no token" \
 jcheck "token list: ana expires in 30 days, boss never" \
   '(.[0].expires_at == null) and (.[1].expires_at != null)'
 check_contains "token list as a table" "analyst" "$(tok token list)"
-ANA_ID=$(sql "SELECT id FROM api_tokens WHERE name = 'ana'")
-ADMIN_ID=$(sql "SELECT id FROM api_tokens WHERE name = 'boss'")
+ANA_ID=$(rq_sql "SELECT id FROM api_tokens WHERE name = 'ana'")
+ADMIN_ID=$(rq_sql "SELECT id FROM api_tokens WHERE name = 'boss'")
 
 # ---- 3. bad tokens ---------------------------------------------------------------------------
 q "rqt_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8" "SELECT name FROM models;"
@@ -165,31 +118,31 @@ q "$ANA" "$REG_M"
 expect "analyst REGISTER MODEL: 403" 403 forbidden
 check_contains "  … names the statement and the role" "REGISTER MODEL needs the admin role; token 'ana' has the role analyst" "$(jf .error.message)"
 check_eq "  … a denied audit row with the token, action and statement" "register_model|denied|$ANA_ID|t" \
-  "$(sql "SELECT action, outcome, token_id, statement LIKE 'REGISTER MODEL \"s/raw\"%' FROM audit_log ORDER BY id DESC LIMIT 1")"
-check_eq "  … nothing registered" 0 "$(sql "SELECT count(*) FROM models WHERE name = 's/raw'")"
+  "$(rq_sql "SELECT action, outcome, token_id, statement LIKE 'REGISTER MODEL \"s/raw\"%' FROM audit_log ORDER BY id DESC LIMIT 1")"
+check_eq "  … nothing registered" 0 "$(rq_sql "SELECT count(*) FROM models WHERE name = 's/raw'")"
 q "$ANA" "SHOW MODELS; DECLARE v AS SELECT name FROM models; PURGE;"
 expect "a batch with PURGE third: 403" 403 forbidden
 jcheck "  … the forbidden statement is named (index 2), nothing ran" '.statement == 2 and .results == []'
-check_eq "  … DECLARE before it did not run" 0 "$(sql "SELECT count(*) FROM session_variables WHERE name = 'v'")"
+check_eq "  … DECLARE before it did not run" 0 "$(rq_sql "SELECT count(*) FROM session_variables WHERE name = 'v'")"
 q "$ANA" "SELECT name FROM models LIMIT 1; SHOW JOBS;"
 expect "analyst SELECT and SHOW: 200" 200
 q "$ADMIN" "$REG_M"
 expect "admin REGISTER MODEL: 200" 200
 check_eq "  … an ok audit row with the admin's token" "register_model|ok|$ADMIN_ID" \
-  "$(sql "SELECT action, outcome, token_id FROM audit_log ORDER BY id DESC LIMIT 1")"
+  "$(rq_sql "SELECT action, outcome, token_id FROM audit_log ORDER BY id DESC LIMIT 1")"
 q "$ADMIN" "REGISTER MODEL \"s/bad\" (no_such_field) VALUES (1);"
 check "admin REGISTER with an unknown field: 4xx" test "${STATUS:0:1}" = 4
 check_eq "  … an error audit row with the error's code" "register_model|error|$(jf .error.code)" \
-  "$(sql "SELECT action, outcome, detail->'error'->>'code' FROM audit_log ORDER BY id DESC LIMIT 1")"
-idx() { printf "REGISTER DATASET \"%s\" (format, modality, location, spec, slice) VALUES ('idx', 'image', '%s', {labels: '%s'}, {start: %d, stop: %d});" "$1" "$TRI" "$TRL" "$2" "$3"; }
+  "$(rq_sql "SELECT action, outcome, detail->'error'->>'code' FROM audit_log ORDER BY id DESC LIMIT 1")"
+idx() { rq_idx_dataset "$1" "$TRI" "$TRL" "$2" "$3"; }
 q "" "REGISTER MODEL \"s/pca\" (runner, modality, source, spec, image_size, dimension, batch_size) VALUES ('builtin', 'image', 'builtin', {extractor: \"pca\", k: 4}, 28, 4, 1024); $(idx tr 0 200) $(idx te 200 300)"
 expect "loopback (no token) registers a model and two datasets" 200
 check_eq "  … audited as loopback without a token id" "3|3" \
-  "$(sql "SELECT count(*), count(*) FILTER (WHERE token_id IS NULL AND detail->>'auth' = 'loopback') FROM audit_log WHERE action IN ('register_model', 'register_dataset') AND outcome = 'ok' AND id > (SELECT max(id) - 3 FROM audit_log)")"
+  "$(rq_sql "SELECT count(*), count(*) FILTER (WHERE token_id IS NULL AND detail->>'auth' = 'loopback') FROM audit_log WHERE action IN ('register_model', 'register_dataset') AND outcome = 'ok' AND id > (SELECT max(id) - 3 FROM audit_log)")"
 req POST /v1/tokens '{"name": "sneaky", "role": "admin"}' "${JSON[@]}" -H "Authorization: Bearer $ANA"
 expect "analyst POST /v1/tokens: 403" 403 forbidden
 check_eq "  … a denied token_create audit row" "token_create|denied|$ANA_ID" \
-  "$(sql "SELECT action, outcome, token_id FROM audit_log ORDER BY id DESC LIMIT 1")"
+  "$(rq_sql "SELECT action, outcome, token_id FROM audit_log ORDER BY id DESC LIMIT 1")"
 req GET /v1/tokens '' -H "Authorization: Bearer $ANA"
 expect "analyst GET /v1/tokens: 403" 403 forbidden
 req PUT /v1/tokens '' -H "Authorization: Bearer $ADMIN"
@@ -204,7 +157,7 @@ q "" "PRINT mine;" "$S_ANA"
 expect "nor can loopback without a token: 404" 404 not_found
 q "$ANA" "PRINT mine;" "$S_ANA"
 expect "ana can" 200
-check_eq "the session records its token" "$ANA_ID" "$(sql "SELECT token_id FROM sessions WHERE id = '$S_ANA'")"
+check_eq "the session records its token" "$ANA_ID" "$(rq_sql "SELECT token_id FROM sessions WHERE id = '$S_ANA'")"
 
 # ---- 6. limits: query size, result size, WAIT, queries per session ----------------------------
 long="SELECT name FROM models WHERE name = '$(head -c 12400 /dev/zero | tr '\0' x)';"
@@ -232,11 +185,11 @@ S_LOOP=$(jf .session)
 jq -n --arg s "$S_LOOP" --arg q "SELECT name FROM models WHERE name = 's/pca' ORDER BY err $RANK_TR WAIT;" \
   '{query: $q, session: $s}' >"$SCRATCH/wait.json"
 curl -s -o /dev/null --max-time 20 "${JSON[@]}" --data-binary "@$SCRATCH/wait.json" "$BASE/v1/query" &
-BG+=($!)
+RQ_BG+=($!)
 sleep 1
 q "" "SHOW JOBS;" "$S_LOOP"
 expect "a second query of the session while one runs: 429" 429 too_many_queries
-wait "${BG[-1]}"
+wait "${RQ_BG[-1]}"
 q "" "SHOW JOBS;" "$S_LOOP"
 expect "after it: 200" 200
 
@@ -246,7 +199,7 @@ q "$ANA" "SELECT name FROM models WHERE name = 's/raw' ORDER BY err $RANK_TR;"
 expect "analyst ranking of 3 jobs under a quota of 4: 200" 200
 jcheck "  … 3 jobs submitted" '.jobs.submitted == 3'
 QA=$(jf .query_id)
-check_eq "  … its query records ana's token" "$ANA_ID" "$(sql "SELECT token_id FROM queries WHERE id = '$QA'")"
+check_eq "  … its query records ana's token" "$ANA_ID" "$(rq_sql "SELECT token_id FROM queries WHERE id = '$QA'")"
 q "$ANA" "SELECT name FROM models WHERE name = 's/pca' ORDER BY err $RANK_TR;"
 expect "a ranking sharing 3 more queued jobs (3 + 3 > 4): 429" 429 quota_exceeded
 check_contains "  … says why" "would submit 3 jobs; token 'ana' has 3 queued or running and a quota of 4" "$(jf .error.message)"
@@ -257,14 +210,14 @@ QL=$(jf .query_id)
 check "loopback ranks with another proxy (a query of no token)" test -n "$QL"
 q "$ANA" "CANCEL QUERY '$QL';"
 expect "analyst CANCEL QUERY of another's query: 403" 403 forbidden
-check_eq "  … a denied cancel_query row" "cancel_query|denied" "$(sql "SELECT action, outcome FROM audit_log ORDER BY id DESC LIMIT 1")"
-JL=$(sql "SELECT max(job_id) FROM query_jobs WHERE query_id = '$QL'")
-JA=$(sql "SELECT min(job_id) FROM query_jobs WHERE query_id = '$QA'")
+check_eq "  … a denied cancel_query row" "cancel_query|denied" "$(rq_sql "SELECT action, outcome FROM audit_log ORDER BY id DESC LIMIT 1")"
+JL=$(rq_sql "SELECT max(job_id) FROM query_jobs WHERE query_id = '$QL'")
+JA=$(rq_sql "SELECT min(job_id) FROM query_jobs WHERE query_id = '$QA'")
 q "$ANA2" "CANCEL JOB $JA;"
 expect "analyst CANCEL JOB of another token's job: 403" 403 forbidden
 q "$ANA" "CANCEL QUERY '$QA';"
 expect "analyst CANCEL QUERY of its own: 200" 200
-check_eq "  … an ok cancel_query row" "cancel_query|ok|$ANA_ID" "$(sql "SELECT action, outcome, token_id FROM audit_log ORDER BY id DESC LIMIT 1")"
+check_eq "  … an ok cancel_query row" "cancel_query|ok|$ANA_ID" "$(rq_sql "SELECT action, outcome, token_id FROM audit_log ORDER BY id DESC LIMIT 1")"
 q "$ANA" "SELECT name FROM models WHERE name = 's/pca' ORDER BY err $RANK_TR;"
 expect "after its cancel, the quota has room again: 200" 200
 q "$ADMIN" "CANCEL JOB $JL;"
@@ -286,11 +239,11 @@ check_contains "  … says what it revoked" "revoked token" "$out"
 q "$ANA2" "SELECT name FROM models LIMIT 1;"
 expect "a revoked token is refused at once by the server that revoked it: 401" 401 unauthorized
 check_contains "  … says it was revoked" "was revoked" "$(jf .error.message)"
-check_eq "  … a token_revoke audit row" "token_revoke|ok|$ADMIN_ID" "$(sql "SELECT action, outcome, token_id FROM audit_log WHERE action = 'token_revoke' ORDER BY id DESC LIMIT 1")"
+check_eq "  … a token_revoke audit row" "token_revoke|ok|$ADMIN_ID" "$(rq_sql "SELECT action, outcome, token_id FROM audit_log WHERE action = 'token_revoke' ORDER BY id DESC LIMIT 1")"
 # Another rankqld revoking (here: the table, directly): refused within the 5 s cache.
 q "$ANA" "SELECT name FROM models LIMIT 1;"
 expect "ana works (and is cached)" 200
-sql "UPDATE api_tokens SET revoked_at = now() WHERE name = 'ana'" >/dev/null
+rq_sql "UPDATE api_tokens SET revoked_at = now() WHERE name = 'ana'" >/dev/null
 t0=$(date +%s.%N); refused=0
 for _ in $(seq 1 80); do
   q "$ANA" "SELECT name FROM models LIMIT 1;"
@@ -301,10 +254,10 @@ t1=$(date +%s.%N)
 check_eq "a token revoked elsewhere is refused" 1 "$refused"
 check "  … within the documented 5 s (+1 s)" awk -v a="$t0" -v b="$t1" 'BEGIN { exit !(b - a <= 6) }'
 echo "# revoked elsewhere: refused after $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }') s"
-check "last_used_at is recorded for a used token" test "$(sql "SELECT last_used_at IS NOT NULL FROM api_tokens WHERE name = 'boss'")" = t
+check "last_used_at is recorded for a used token" test "$(rq_sql "SELECT last_used_at IS NOT NULL FROM api_tokens WHERE name = 'boss'")" = t
 out=$(tok token revoke nobody 2>&1); rc=$?
 check_eq "revoking an unknown name: exit 1" 1 "$rc"
-stop; rc=$?
+rq_stop; rc=$?
 check_eq "loopback server: SIGTERM exits 0" 0 "$rc"
 
 # ---- 9. exposed: 0.0.0.0 with catalog tokens, then with none --------------------------------------
@@ -317,8 +270,8 @@ q "$ADMIN" "SELECT name FROM models LIMIT 1;"
 expect "  … the admin token: 200" 200
 req GET /healthz
 expect "  … /healthz needs none" 200
-sql "UPDATE api_tokens SET revoked_at = now() WHERE revoked_at IS NULL" >/dev/null
-stop
+rq_sql "UPDATE api_tokens SET revoked_at = now() WHERE revoked_at IS NULL" >/dev/null
+rq_stop
 out=$(timeout 60 "$RANKQLD" --data-dir "$DATA" --pg-no-sync --workers 0 --listen "0.0.0.0:$PORT" 2>&1); rc=$?
 check_eq "0.0.0.0 with every token revoked: exits 2" 2 "$rc"
 check_contains "  … explains rankql token create" "rankql -H 127.0.0.1:PORT token create" "$out"
@@ -352,9 +305,9 @@ if command -v python3 >/dev/null && start "$SCRATCH/c.err" --listen "127.0.0.1:$
   done
   check "the exec model ran (the command recorded its parent)" test -s "$REC"
   check_eq "every run's parent is rankql-worker, never rankqld" "" \
-    "$(awk -v srv="$SRV" '$1 != "rankql-worker" || $2 == srv' "$REC" 2>/dev/null)"
+    "$(awk -v srv="$RQ_PID" '$1 != "rankql-worker" || $2 == srv' "$REC" 2>/dev/null)"
   echo "# exec runs: $(wc -l <"$REC" 2>/dev/null) ($(sort -u "$REC" 2>/dev/null | tr '\n' ' '))"
-  stop
+  rq_stop
 else
   not_ok "rankqld with a local worker starts (and python3 is there)"
 fi
