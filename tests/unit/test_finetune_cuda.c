@@ -305,12 +305,11 @@ static json_t *run_job(const char *dir)
 {
     char *err = NULL;
     const char *bad;
-    json_t *k = finetune_knobs_resolve(
-        finetune_knob_config("head"),
-        json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:i}", "head", "mlp", "hidden", 8,
-                  "epochs", EPOCHS, "batch_size", 16, "lr", 0.05, "weight_decay", 1e-3,
-                  "momentum", 0.9, "seed", 11),
-        &err, &bad);
+    json_t *given = json_pack("{s:s, s:i, s:i, s:i, s:f, s:f, s:f, s:i}", "head", "mlp", "hidden",
+                              8, "epochs", EPOCHS, "batch_size", 16, "lr", 0.05, "weight_decay",
+                              1e-3, "momentum", 0.9, "seed", 11);
+    json_t *k = finetune_knobs_resolve(finetune_knob_config("head"), given, &err, &bad);
+    json_decref(given);
     if (!k)
         fail_msg("knobs: %s", err);
     json_t *p = json_pack("{s:s, s:{s:i, s:s}, s:[{s:s}], s:[], s:o}", "runner", "head",
