@@ -415,30 +415,30 @@ static bool load_values(exec_ctx *ctx, const job_set *s, const cell_ref *cells, 
     char *text = json_dumps(hashes, JSON_COMPACT);
     json_decref(hashes);
     const char *params[] = {text};
+    /* One row per cell, numbered (hashes are unique in both tables), so each row finds its
+     * cell directly. */
     PGresult *res = exec_sql(ctx,
-                             "SELECT h, r.err, j.status, j.error FROM "
-                             "jsonb_array_elements_text($1::jsonb) AS h "
-                             "LEFT JOIN proxy_results r ON r.hash = h "
-                             "LEFT JOIN jobs j ON j.hash = h",
+                             "SELECT e.i, r.err, j.status, j.error FROM "
+                             "jsonb_array_elements_text($1::jsonb) WITH ORDINALITY AS e(h, i) "
+                             "LEFT JOIN proxy_results r ON r.hash = e.h "
+                             "LEFT JOIN jobs j ON j.hash = e.h",
                              1, params, err);
     free(text);
     if (!res)
         return false;
     for (int r = 0; r < PQntuples(res); r++) {
-        const char *h = PQgetvalue(res, r, 0);
-        for (size_t i = 0; i < ncells; i++) {
-            if (strcmp(s->items[cells[i].job].hash, h) != 0)
-                continue;
-            if (!PQgetisnull(res, r, 1)) {
-                values[i].known = true;
-                values[i].err = strtod(PQgetvalue(res, r, 1), NULL);
-            } else if (!PQgetisnull(res, r, 2) &&
-                       (strcmp(PQgetvalue(res, r, 2), "failed") == 0 ||
-                        strcmp(PQgetvalue(res, r, 2), "cancelled") == 0) &&
-                       !values[i].error) {
-                values[i].error = xstrdup(PQgetisnull(res, r, 3) ? PQgetvalue(res, r, 2)
-                                                                 : PQgetvalue(res, r, 3));
-            }
+        long i = strtol(PQgetvalue(res, r, 0), NULL, 10) - 1;
+        if (i < 0 || (size_t)i >= ncells)
+            continue;
+        if (!PQgetisnull(res, r, 1)) {
+            values[i].known = true;
+            values[i].err = strtod(PQgetvalue(res, r, 1), NULL);
+        } else if (!PQgetisnull(res, r, 2) &&
+                   (strcmp(PQgetvalue(res, r, 2), "failed") == 0 ||
+                    strcmp(PQgetvalue(res, r, 2), "cancelled") == 0) &&
+                   !values[i].error) {
+            values[i].error = xstrdup(PQgetisnull(res, r, 3) ? PQgetvalue(res, r, 2)
+                                                             : PQgetvalue(res, r, 3));
         }
     }
     PQclear(res);
