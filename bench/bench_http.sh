@@ -13,6 +13,8 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 RANKQLD=${RANKQLD:-$ROOT/build/bin/rankqld}
 SECS=${BENCH_HTTP_SECONDS:-5}
 CLIENTS=${BENCH_HTTP_CLIENTS:-"1 8 64"}
@@ -23,43 +25,10 @@ for tool in wrk pgbench curl jq; do
 done
 [ -x "$RANKQLD" ] || { echo "bench_http: no $RANKQLD (run make build-all)" >&2; exit 1; }
 
-SCRATCH=$(mktemp -d /tmp/rankql-bench-http.XXXXXX)
-chmod 755 "$SCRATCH"
-DATA=$SCRATCH/data
+bench_scratch http
 SOCK=$DATA/pg-socket
-RQ=
-cleanup() {
-  if [ -n "$RQ" ] && kill -0 "$RQ" 2>/dev/null; then
-    kill -TERM "$RQ" 2>/dev/null
-    for _ in $(seq 1 300); do kill -0 "$RQ" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$RQ" 2>/dev/null
-  fi
-  if [ -f "$DATA/pg/postmaster.pid" ]; then   # only if rankqld could not stop it
-    pgbin=$(pg_config --bindir 2>/dev/null || printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$pgbin/pg_ctl" -D "$DATA/pg" -m immediate -w stop
-    else "$pgbin/pg_ctl" -D "$DATA/pg" -m immediate -w stop; fi >/dev/null 2>&1
-  fi
-  rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 
-port=
-for _ in $(seq 1 100); do
-  p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
-  [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ] && { port=$p; break; }
-done
-BASE=http://127.0.0.1:$port
-
-"$RANKQLD" --data-dir "$DATA" --pg-no-sync --listen "127.0.0.1:$port" 2>"$SCRATCH/rankqld.err" &
-RQ=$!
-for _ in $(seq 1 600); do
-  grep -qs '^rankqld: listening on ' "$SCRATCH/rankqld.err" && break
-  kill -0 "$RQ" 2>/dev/null || break
-  sleep 0.1
-done
-grep -qs '^rankqld: listening on ' "$SCRATCH/rankqld.err" ||
-  { echo "bench_http: rankqld did not start:" >&2; cat "$SCRATCH/rankqld.err" >&2; exit 1; }
+bench_start bench_http
 
 post() { curl -s --max-time 60 -X POST -H 'Content-Type: application/json' --data-binary "$1" "$BASE$2"; }
 
